@@ -10,11 +10,13 @@ pub mod bfdprofile;
 pub mod bgppeer;
 pub mod community;
 pub mod condition;
+pub mod conversion;
 pub mod crds;
 pub mod duration;
 pub mod ipaddresspool;
 pub mod metallb;
 pub mod status;
+pub mod validation;
 
 /// The API group of every kind in this crate.
 pub const GROUP: &str = "metallb.io";
