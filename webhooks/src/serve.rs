@@ -31,6 +31,9 @@ pub enum CertSource {
     },
 }
 
+/// Checks for a newer certificate than the one served; `None` when it is still current.
+type Refresh = Box<dyn FnMut(&ServingCert) -> Result<Option<ServingCert>, CertError> + Send>;
+
 /// Why the server stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -91,10 +94,7 @@ pub async fn serve(
     source: CertSource,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let (first, mut refresh): (
-        ServingCert,
-        Box<dyn FnMut(&ServingCert) -> Result<Option<ServingCert>, CertError> + Send>,
-    ) = match source {
+    let (first, mut refresh): (ServingCert, Refresh) = match source {
         CertSource::Directory(dir) => {
             let first = read_dir_cert(&dir)?;
             let refresh = move |current: &ServingCert| -> Result<Option<ServingCert>, CertError> {
