@@ -7,6 +7,7 @@
 
 mod cache;
 mod certs;
+mod config;
 mod convert;
 mod review;
 mod router;
@@ -15,6 +16,9 @@ mod targets;
 
 pub use cache::{ClusterCache, SnapshotSource, StaticSnapshot};
 pub use certs::{CertError, GeneratedCerts, ServingCert};
+pub use config::{
+    CONFIGURATION_NAME, Endpoint, bgppeer_conversion, validating_webhook_configuration,
+};
 pub use router::{MAX_BODY_BYTES, REQUEST_TIMEOUT, router};
 pub use serve::{CertSource, ServeError, serve};
 pub use targets::Target;

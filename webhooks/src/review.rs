@@ -12,6 +12,7 @@ use metallb_api::{
     bfdprofile::BFDProfile,
     bgppeer::{v1beta1, v1beta2},
     community::Community,
+    conversion,
     ipaddresspool::IPAddressPool,
     metallb::MetalLB,
     validation::{self, Denial, Operation, Snapshot},
@@ -108,11 +109,17 @@ fn verdict(
             &typed::<AddressPool>(target, object)?,
             &snapshot,
         ),
-        Target::BgpPeerV1beta1 => validation::validate_bgp_peer_v1beta1(
-            operation,
-            &typed::<v1beta1::BGPPeer>(target, object)?,
-            &snapshot,
-        ),
+        Target::BgpPeerV1beta1 => {
+            let peer = typed::<v1beta1::BGPPeer>(target, object)?;
+            let stashed = peer.metadata.annotations.as_ref();
+            if stashed.is_some_and(|a| a.contains_key(conversion::V1BETA2_SPEC_ANNOTATION)) {
+                // A v1beta2 peer edited through its v1beta1 form: judge what will be stored.
+                let stored = conversion::to_v1beta2(&peer).map_err(|e| e.to_string())?;
+                validation::validate_bgp_peer_v1beta2(operation, &stored, &snapshot)
+            } else {
+                validation::validate_bgp_peer_v1beta1(operation, &peer, &snapshot)
+            }
+        }
         Target::BgpPeerV1beta2 => validation::validate_bgp_peer_v1beta2(
             operation,
             &typed::<v1beta2::BGPPeer>(target, object)?,

@@ -86,6 +86,16 @@ impl Target {
         format!("{stem}validationwebhook.metallb.io")
     }
 
+    /// `Exact` for BGPPeer, whose two versions have different rules (an `Equivalent` policy
+    /// would send every request to both); `Equivalent` elsewhere, so AddressPool v1alpha1
+    /// requests reach the v1beta1 webhook.
+    pub fn match_policy(self) -> &'static str {
+        match self {
+            Target::BgpPeerV1beta1 | Target::BgpPeerV1beta2 => "Exact",
+            _ => "Equivalent",
+        }
+    }
+
     /// Whether DELETE is reviewed too.
     pub fn reviews_delete(self) -> bool {
         self == Target::BfdProfile
