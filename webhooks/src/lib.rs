@@ -19,6 +19,7 @@ pub use certs::{CertError, GeneratedCerts, ServingCert};
 pub use config::{
     CONFIGURATION_NAME, Endpoint, bgppeer_conversion, validating_webhook_configuration,
 };
+pub use review::{BadReview, review};
 pub use router::{MAX_BODY_BYTES, REQUEST_TIMEOUT, router};
 pub use serve::{CertSource, ServeError, serve};
 pub use targets::Target;

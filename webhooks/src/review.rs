@@ -23,15 +23,18 @@ use crate::{cache::SnapshotSource, targets::Target};
 
 /// Why a body is not a usable AdmissionReview; answered with 400.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum BadReview {
+pub enum BadReview {
+    /// The body does not parse as an AdmissionReview.
     #[error("the body is not an AdmissionReview: {0}")]
     NotAReview(serde_json::Error),
+    /// The review carries no request.
     #[error("the AdmissionReview has no request")]
     NoRequest,
 }
 
-/// Reviews `body` for `target` and returns the response review.
-pub(crate) fn review(
+/// Reviews `body` for `target` and returns the response review. This is what the router runs
+/// for each path; it is public for fuzzing and tools.
+pub fn review(
     target: Target,
     body: &[u8],
     cache: &dyn SnapshotSource,
