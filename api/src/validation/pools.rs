@@ -16,22 +16,22 @@ use crate::{
 };
 
 /// A pool of either kind, reduced to what overlap checks need.
-struct ExistingPool {
+struct ExistingPool<'a> {
     kind: &'static str,
-    name: String,
-    addresses: Vec<String>,
+    name: &'a str,
+    addresses: &'a [String],
 }
 
-fn existing_pools(snapshot: &Snapshot) -> impl Iterator<Item = ExistingPool> + '_ {
+fn existing_pools(snapshot: &Snapshot) -> impl Iterator<Item = ExistingPool<'_>> + '_ {
     let legacy = snapshot.address_pools.iter().map(|p| ExistingPool {
         kind: "addresspool",
-        name: p.metadata.name.clone().unwrap_or_default(),
-        addresses: p.spec.addresses.clone(),
+        name: p.metadata.name.as_deref().unwrap_or_default(),
+        addresses: &p.spec.addresses,
     });
     let current = snapshot.ip_address_pools.iter().map(|p| ExistingPool {
         kind: "ipaddresspool",
-        name: p.metadata.name.clone().unwrap_or_default(),
-        addresses: p.spec.addresses.clone(),
+        name: p.metadata.name.as_deref().unwrap_or_default(),
+        addresses: &p.spec.addresses,
     });
     legacy.chain(current)
 }
@@ -94,7 +94,7 @@ fn address_pool_problem(
             continue;
         }
         let mut theirs = Vec::new();
-        for text in &existing.addresses {
+        for text in existing.addresses {
             let entry = parse_entry(text).map_err(|inner| {
                 let other = &existing.name;
                 (
@@ -251,9 +251,13 @@ pub fn validate_ip_address_pool(
         report.add("spec.addresses", format!("pool {name:?} has no addresses"));
     }
     let mut entries = Vec::new();
+    let mut indexed = Vec::new();
     for (i, text) in pool.spec.addresses.iter().enumerate() {
         match parse_entry(text) {
-            Ok(entry) => entries.push(entry),
+            Ok(entry) => {
+                indexed.push((i, entry.clone()));
+                entries.push(entry);
+            }
             Err(inner) => report.add(
                 format!("spec.addresses[{i}]"),
                 format!("invalid CIDR {text:?} in pool {name:?}: {inner}"),
@@ -285,13 +289,7 @@ pub fn validate_ip_address_pool(
             .filter_map(|t| parse_entry(t).ok())
             .flat_map(|e| e.cidrs)
             .collect();
-        for (i, entry) in pool
-            .spec
-            .addresses
-            .iter()
-            .enumerate()
-            .filter_map(|(i, t)| parse_entry(t).ok().map(|e| (i, e)))
-        {
+        for (i, entry) in &indexed {
             for mine in &entry.cidrs {
                 if let Some(other) = theirs.iter().find(|other| overlaps(mine, other)) {
                     report.add(
