@@ -175,22 +175,6 @@ async fn main() {
     for w in 0..CONCURRENCY {
         let (ca, path) = (ca.clone(), path.clone());
         workers.push(tokio::spawn(async move {
-            let cache = StaticSnapshot(snapshot());
-            let body = review_body(0);
-            let started = Instant::now();
-            for _ in 0..1000 {
-                metallb_webhooks::review(Target::IpAddressPool, &body, &cache).unwrap();
-            }
-            let in_process = started.elapsed() / 1000;
-            let started = Instant::now();
-            for _ in 0..1000 {
-                std::hint::black_box(metallb_webhooks::SnapshotSource::snapshot(
-                    &cache,
-                    "metallb-system",
-                ));
-            }
-            let snapshot_only = started.elapsed() / 1000;
-
             let mut sender = connect(port, &ca).await;
             let mut done = 0usize;
             while Instant::now() < deadline {
