@@ -75,6 +75,15 @@ fn tidy(crd: CustomResourceDefinition) -> Result<CustomResourceDefinition, CrdEr
         name: name.clone(),
         message: e.to_string(),
     })?;
+    walk(&mut value, &mut |_, v| {
+        // The API server knows int32/int64 only and warns about Rust's unsigned formats; the
+        // ranges carry the bounds.
+        if let Value::Object(schema) = v
+            && schema.get("format").and_then(Value::as_str).is_some_and(|f| f.starts_with("uint"))
+        {
+            schema.remove("format");
+        }
+    });
     walk(&mut value, &mut |key, v| {
         if key == "description"
             && let Value::String(text) = v

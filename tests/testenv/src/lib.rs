@@ -1,0 +1,38 @@
+//! A real Kubernetes control plane (etcd + kube-apiserver) for metallb-rs tests.
+//!
+//! The binaries are built from the Go module proxy by `tests/testenv/k8s/build.sh` at the
+//! versions pinned in `tests/testenv/k8s/go.mod`, once, into
+//! `${METALLB_RS_CACHE:-~/.cache/metallb-rs}/k8s/<k8s>-etcd<etcd>/bin/`.
+//!
+//! Use from any crate's tests (add `metallb-testenv` as a dev-dependency):
+//!
+//! ```no_run
+//! use metallb_testenv::{ControlPlane, test_name};
+//!
+//! let cp = ControlPlane::shared(); // started once per test binary
+//! assert_eq!(cp.kubectl(["get", "--raw", "/readyz"]).unwrap().trim(), "ok");
+//! let ns = cp.namespace(test_name!()).unwrap();
+//! cp.kubectl(["-n", ns.name(), "get", "configmaps"]).unwrap();
+//! ```
+//!
+//! A supervisor process (`metallb-testenv supervise`, see [`supervisor`]) owns etcd and
+//! kube-apiserver, so nothing outlives the test binary even when it panics or is killed.
+//! `hack/check-leftovers` verifies that after a test run.
+
+mod binaries;
+mod client;
+mod control_plane;
+mod error;
+mod instance;
+mod kubeconfig;
+mod namespace;
+mod pki;
+pub mod state;
+pub mod supervisor;
+mod tied;
+
+pub use binaries::{BUILD_ID, BUILD_SCRIPT, SUPERVISOR_ENV, build_k8s};
+pub use control_plane::{ControlPlane, Options};
+pub use error::{Error, Result};
+pub use namespace::TestNamespace;
+pub use supervisor::TEMP_DIR_PREFIX;
