@@ -79,7 +79,10 @@ fn tidy(crd: CustomResourceDefinition) -> Result<CustomResourceDefinition, CrdEr
         // The API server knows int32/int64 only and warns about Rust's unsigned formats; the
         // ranges carry the bounds.
         if let Value::Object(schema) = v
-            && schema.get("format").and_then(Value::as_str).is_some_and(|f| f.starts_with("uint"))
+            && schema
+                .get("format")
+                .and_then(Value::as_str)
+                .is_some_and(|f| f.starts_with("uint"))
         {
             schema.remove("format");
         }
