@@ -258,3 +258,17 @@ async fn a_conversion_of_garbage_fails_the_review_with_a_reason() {
             .contains(r#"bgppeer "x" (metallb.io/v1beta1) cannot be read"#)
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_client_that_never_finishes_its_body_gets_408_after_the_request_timeout() {
+    let app = router(Arc::new(existing()));
+    let never = futures::stream::pending::<Result<axum::body::Bytes, std::io::Error>>();
+    let request = Request::post(Target::IpAddressPool.path())
+        .header("content-type", "application/json")
+        .body(Body::from_stream(never))
+        .unwrap();
+    let started = tokio::time::Instant::now();
+    let response = app.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT);
+    assert_eq!(started.elapsed(), metallb_webhooks::REQUEST_TIMEOUT);
+}
