@@ -110,6 +110,12 @@ fn controller_role() -> Vec<PolicyRule> {
             &["ipaddresspools/status"],
             &["get", "patch", "update"],
         ),
+        // Leader election of the controller.
+        rule(&["coordination.k8s.io"], &["leases"], &["create"]),
+        named(
+            rule(&["coordination.k8s.io"], &["leases"], &["get", "update"]),
+            &["metallb-controller"],
+        ),
     ]
 }
 

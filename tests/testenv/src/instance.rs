@@ -157,7 +157,7 @@ async fn start_once(config: &InstanceConfig, pki: &Pki, abort: &mut impl Abort) 
         .arg("--service-account-issuer=https://kubernetes.default.svc.cluster.local")
         .arg(path_flag("--service-account-key-file", &pki.sa_pub))
         .arg(path_flag("--service-account-signing-key-file", &pki.sa_key))
-        .arg("--service-cluster-ip-range=10.96.0.0/12")
+        .arg("--service-cluster-ip-range=10.96.0.0/12,fd00:10:96::/108")
         .arg("--authorization-mode=RBAC")
         // On by default already; listed so the webhook tests never depend on a default.
         .arg("--enable-admission-plugins=MutatingAdmissionWebhook,ValidatingAdmissionWebhook")

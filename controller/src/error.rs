@@ -1,0 +1,15 @@
+//! Why the controller stops.
+
+use thiserror::Error;
+
+/// A reason for [`run`](crate::run) to return an error.
+#[derive(Debug, Error)]
+pub enum Error {
+    /// Another replica took the Lease, or it could not be renewed in time. The process should
+    /// exit so that a fresh start rebuilds its state from the cluster.
+    #[error("lost the leader lease {0:?}")]
+    LeadershipLost(String),
+    /// The HTTP endpoints stopped serving.
+    #[error("serving /metrics, /healthz and /readyz: {0}")]
+    Http(#[from] std::io::Error),
+}
