@@ -1,0 +1,544 @@
+//! One BGP session (RFC 4271 §8) as a sans-IO state machine, simplified for a speaker that
+//! only announces: it dials, never listens for a second connection (so no collision
+//! detection), and ignores the routes it receives after checking them.
+//!
+//! The driver owns the TCP connection and the clock. It calls [`Session::start`], dials when
+//! it sees [`Event::Dial`], reports the outcome with [`Session::handle_connected`] or
+//! [`Session::handle_closed`], feeds received bytes to [`Session::handle_bytes`] and calls
+//! [`Session::handle_timeout`] once [`Session::poll_timeout`] has passed. After any call it
+//! writes out everything [`Session::poll_transmit`] returns, then acts on
+//! [`Session::poll_event`], in that order: a NOTIFICATION must leave before the connection
+//! closes.
+
+use std::{
+    collections::VecDeque,
+    net::{Ipv4Addr, Ipv6Addr},
+    time::{Duration, Instant},
+};
+
+use ipnet::IpNet;
+
+use crate::{
+    error::MessageError,
+    message::{
+        AS_TRANS, AsWidth, Capability, HEADER_LEN, MAX_MESSAGE_LEN, Message, Notification, Open,
+        frame_len,
+    },
+    rib::{Peer, Rib, Route},
+};
+
+/// Hold time while waiting for the peer's OPEN (RFC 4271 §8: "a large value", 4 minutes).
+const OPEN_HOLD_TIME: Duration = Duration::from_secs(240);
+
+/// Which ASN the peer must announce.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PeerAsn {
+    /// Exactly this one.
+    Exact(u32),
+    /// Ours: an iBGP session.
+    Internal,
+    /// Any other than ours: an eBGP session.
+    External,
+}
+
+/// Settings of one session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Our ASN.
+    pub local_asn: u32,
+    /// The ASN the peer must have.
+    pub peer_asn: PeerAsn,
+    /// Our BGP Identifier.
+    pub router_id: Ipv4Addr,
+    /// Proposed hold time, in whole seconds: zero disables keepalives and the hold timer, one
+    /// or two seconds are raised to three (RFC 4271 §4.2 forbids them).
+    pub hold_time: Duration,
+    /// Longest wait between connection attempts; the wait doubles from one second up to it.
+    pub connect_retry_max: Duration,
+}
+
+impl Config {
+    /// MetalLB's defaults: hold time 90 s, back-off up to 120 s.
+    pub fn new(local_asn: u32, peer_asn: PeerAsn, router_id: Ipv4Addr) -> Self {
+        Self {
+            local_asn,
+            peer_asn,
+            router_id,
+            hold_time: Duration::from_secs(90),
+            connect_retry_max: Duration::from_secs(120),
+        }
+    }
+
+    fn hold_seconds(&self) -> u16 {
+        match self.hold_time.as_secs() {
+            1 | 2 => 3,
+            seconds => u16::try_from(seconds).unwrap_or(u16::MAX),
+        }
+    }
+}
+
+/// Our addresses on the connection, from which NEXT_HOP is taken. A family without an address
+/// is not announced.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NextHops {
+    /// NEXT_HOP of IPv4 prefixes, normally the local address of an IPv4 connection.
+    pub ipv4: Option<Ipv4Addr>,
+    /// Global next hop of IPv6 prefixes.
+    pub ipv6: Option<Ipv6Addr>,
+    /// Link-local next hop of IPv6 prefixes, for a peer on the same link.
+    pub ipv6_link_local: Option<Ipv6Addr>,
+}
+
+/// RFC 4271 §8.2.2 states.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum State {
+    /// Stopped.
+    Idle,
+    /// Dialing.
+    Connect,
+    /// Waiting to dial again after a failure.
+    Active,
+    /// Connected, our OPEN sent.
+    OpenSent,
+    /// The peer's OPEN accepted, waiting for its KEEPALIVE.
+    OpenConfirm,
+    /// Up: routes flow.
+    Established,
+}
+
+/// What the driver must do or know.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// Open a TCP connection to the peer.
+    Dial,
+    /// Close the TCP connection (after sending what was transmitted), or abandon the dial.
+    Close(DownReason),
+    /// The session is up.
+    Established,
+    /// The session left Established.
+    Down(DownReason),
+}
+
+/// Why a connection ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DownReason {
+    /// Nothing heard from the peer within the hold time; we sent NOTIFICATION 4/0.
+    HoldTimerExpired,
+    /// The peer sent this NOTIFICATION.
+    NotificationReceived(Notification),
+    /// The peer sent something we refuse; we sent the error's NOTIFICATION.
+    InvalidMessage(MessageError),
+    /// A message the state does not allow; we sent an FSM error NOTIFICATION.
+    UnexpectedMessage,
+    /// The TCP connection closed or could not be opened.
+    ConnectionClosed,
+    /// [`Session::stop`]; we sent this Cease NOTIFICATION if connected.
+    Stopped(Notification),
+}
+
+impl DownReason {
+    /// A fixed snake_case name for a counter's label.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::HoldTimerExpired => "hold_timer_expired",
+            Self::NotificationReceived(_) => "notification_received",
+            Self::InvalidMessage(error) => error.label(),
+            Self::UnexpectedMessage => "unexpected_message",
+            Self::ConnectionClosed => "connection_closed",
+            Self::Stopped(_) => "stopped",
+        }
+    }
+}
+
+/// How [`Session::stop`] tells the peer why.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Cease {
+    /// Cease 6/2: the peer is removed or the speaker exits.
+    Shutdown,
+    /// Cease 6/4: the session restarts with new settings.
+    Reset,
+}
+
+/// The timers and encoding agreed in the OPEN exchange.
+#[derive(Clone, Copy, Debug)]
+struct Negotiated {
+    peer: Peer,
+    /// `None` for a hold time of zero: no keepalives, no hold timer.
+    hold: Option<Duration>,
+}
+
+/// One BGP session.
+#[derive(Debug)]
+pub struct Session {
+    config: Config,
+    state: State,
+    rib: Rib,
+    next_hops: NextHops,
+    negotiated: Option<Negotiated>,
+    /// Bytes of the message being received; never more than one message.
+    rx: Vec<u8>,
+    transmit: VecDeque<Vec<u8>>,
+    events: VecDeque<Event>,
+    connect_retry_at: Option<Instant>,
+    hold_at: Option<Instant>,
+    keepalive_at: Option<Instant>,
+    /// Connection attempts that failed since the session was last Established.
+    failures: u32,
+}
+
+impl Session {
+    /// A stopped session.
+    pub fn new(config: Config) -> Self {
+        Self {
+            config,
+            state: State::Idle,
+            rib: Rib::default(),
+            next_hops: NextHops::default(),
+            negotiated: None,
+            rx: Vec::with_capacity(MAX_MESSAGE_LEN),
+            transmit: VecDeque::new(),
+            events: VecDeque::new(),
+            connect_retry_at: None,
+            hold_at: None,
+            keepalive_at: None,
+            failures: 0,
+        }
+    }
+
+    /// Starts a stopped session: the driver is asked to dial at once.
+    pub fn start(&mut self) {
+        if self.state == State::Idle {
+            self.failures = 0;
+            self.dial();
+        }
+    }
+
+    /// Stops the session: a connected peer gets the Cease NOTIFICATION, and the session stays
+    /// Idle until [`Session::start`].
+    pub fn stop(&mut self, cease: Cease) {
+        let notification = match cease {
+            Cease::Shutdown => Notification::administrative_shutdown(),
+            Cease::Reset => Notification::administrative_reset(),
+        };
+        let connected = matches!(
+            self.state,
+            State::OpenSent | State::OpenConfirm | State::Established
+        );
+        let send = connected.then(|| notification.clone());
+        self.disconnect(DownReason::Stopped(notification), send);
+        self.state = State::Idle;
+        self.connect_retry_at = None;
+    }
+
+    /// The TCP connection is up (dialed, or accepted from the peer while Connect or Active).
+    /// Ignored in other states.
+    pub fn handle_connected(&mut self, now: Instant, next_hops: NextHops) {
+        if !matches!(self.state, State::Connect | State::Active) {
+            return;
+        }
+        self.next_hops = next_hops;
+        self.connect_retry_at = None;
+        let local_asn = self.config.local_asn;
+        let open = Open {
+            my_as: u16::try_from(local_asn).unwrap_or(AS_TRANS),
+            hold_time: self.config.hold_seconds(),
+            router_id: self.config.router_id,
+            capabilities: vec![
+                Capability::IPV4_UNICAST,
+                Capability::IPV6_UNICAST,
+                Capability::FourOctetAs(local_asn),
+            ],
+        };
+        self.send(Message::Open(open));
+        self.state = State::OpenSent;
+        self.hold_at = Some(now + OPEN_HOLD_TIME);
+    }
+
+    /// The TCP connection closed, or the dial failed. Retries after the back-off.
+    pub fn handle_closed(&mut self, now: Instant) {
+        if self.state != State::Idle {
+            self.fail(now, DownReason::ConnectionClosed, None);
+        }
+    }
+
+    /// Bytes received on the connection, in any chunks.
+    pub fn handle_bytes(&mut self, now: Instant, mut bytes: &[u8]) {
+        while !bytes.is_empty() && self.is_connected() {
+            let wanted = if self.rx.len() < HEADER_LEN {
+                HEADER_LEN
+            } else {
+                match frame_len(&self.rx) {
+                    Ok(length) => length,
+                    Err(error) => return self.refuse(now, error),
+                }
+            };
+            let (take, rest) = bytes.split_at(bytes.len().min(wanted - self.rx.len()));
+            self.rx.extend_from_slice(take);
+            bytes = rest;
+            if self.rx.len() < HEADER_LEN {
+                continue;
+            }
+            match frame_len(&self.rx) {
+                Ok(length) if length == self.rx.len() => {
+                    let message = std::mem::take(&mut self.rx);
+                    self.handle_message(now, &message);
+                }
+                Ok(_) => {}
+                Err(error) => return self.refuse(now, error),
+            }
+        }
+    }
+
+    /// Runs the timers that are due.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.hold_at.is_some_and(|at| at <= now) {
+            let notification = Notification::hold_timer_expired();
+            self.fail(now, DownReason::HoldTimerExpired, Some(notification));
+        }
+        if self.keepalive_at.is_some_and(|at| at <= now) {
+            self.send(Message::Keepalive);
+            self.restart_keepalive(now);
+        }
+        if self.state == State::Active && self.connect_retry_at.is_some_and(|at| at <= now) {
+            self.connect_retry_at = None;
+            self.dial();
+        }
+    }
+
+    /// The next message to write to the connection. Once Established, pending RIB changes
+    /// are turned into UPDATEs here, so changes made between two polls share messages.
+    pub fn poll_transmit(&mut self, now: Instant) -> Option<Vec<u8>> {
+        if let (State::Established, Some(negotiated)) = (self.state, self.negotiated) {
+            let updates = self.rib.flush(&negotiated.peer);
+            if !updates.is_empty() {
+                for update in updates {
+                    self.send(Message::Update(Box::new(update)));
+                }
+                self.restart_keepalive(now);
+            }
+        }
+        self.transmit.pop_front()
+    }
+
+    /// When [`Session::handle_timeout`] must next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        [self.connect_retry_at, self.hold_at, self.keepalive_at]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// The next event for the driver.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// Announces `prefix` (host bits are cleared) with `route`, replacing earlier attributes.
+    pub fn announce(&mut self, prefix: IpNet, route: Route) {
+        self.rib.announce(prefix, route);
+    }
+
+    /// Withdraws `prefix`.
+    pub fn withdraw(&mut self, prefix: IpNet) {
+        self.rib.withdraw(prefix);
+    }
+
+    /// Adds the GRACEFUL_SHUTDOWN community (RFC 8326) to every prefix, or removes it again;
+    /// the prefixes are announced anew either way.
+    pub fn set_graceful_shutdown(&mut self, on: bool) {
+        self.rib.set_graceful_shutdown(on);
+    }
+
+    /// Whether GRACEFUL_SHUTDOWN is being added.
+    pub fn graceful_shutdown(&self) -> bool {
+        self.rib.graceful_shutdown()
+    }
+
+    /// The current state.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Prefixes the peer holds from us (`metallb_bgp_announced_prefixes_total`).
+    pub fn advertised_prefixes(&self) -> usize {
+        self.rib.advertised_len()
+    }
+
+    /// Prefixes we want announced, whether or not the session is up.
+    pub fn desired_prefixes(&self) -> usize {
+        self.rib.desired_len()
+    }
+
+    /// The hold time agreed with the peer, once its OPEN was accepted; zero means none.
+    pub fn negotiated_hold_time(&self) -> Option<Duration> {
+        self.negotiated
+            .map(|negotiated| negotiated.hold.unwrap_or_default())
+    }
+
+    fn is_connected(&self) -> bool {
+        matches!(
+            self.state,
+            State::OpenSent | State::OpenConfirm | State::Established
+        )
+    }
+
+    fn width(&self) -> AsWidth {
+        self.negotiated
+            .map_or(AsWidth::Two, |negotiated| negotiated.peer.width)
+    }
+
+    fn dial(&mut self) {
+        self.state = State::Connect;
+        self.events.push_back(Event::Dial);
+    }
+
+    fn send(&mut self, message: Message) {
+        let bytes = message.encode(self.width());
+        self.transmit.push_back(bytes);
+    }
+
+    fn restart_keepalive(&mut self, now: Instant) {
+        let hold = self.negotiated.and_then(|negotiated| negotiated.hold);
+        self.keepalive_at = hold.map(|hold| now + hold / 3);
+    }
+
+    fn restart_hold(&mut self, now: Instant) {
+        let hold = self.negotiated.and_then(|negotiated| negotiated.hold);
+        self.hold_at = hold.map(|hold| now + hold);
+    }
+
+    fn handle_message(&mut self, now: Instant, bytes: &[u8]) {
+        let message = match Message::parse(bytes, self.width()) {
+            Ok(message) => message,
+            Err(error) => return self.refuse(now, error),
+        };
+        if matches!(self.state, State::OpenConfirm | State::Established) {
+            self.restart_hold(now);
+        }
+        match (self.state, message) {
+            (_, Message::Notification(notification)) => {
+                self.fail(now, DownReason::NotificationReceived(notification), None);
+            }
+            (State::OpenSent, Message::Open(open)) => match self.negotiate(&open) {
+                Ok(negotiated) => {
+                    self.negotiated = Some(negotiated);
+                    self.send(Message::Keepalive);
+                    self.restart_keepalive(now);
+                    self.restart_hold(now);
+                    self.state = State::OpenConfirm;
+                }
+                Err(error) => self.refuse(now, error),
+            },
+            (State::OpenConfirm, Message::Keepalive) => {
+                self.state = State::Established;
+                self.failures = 0;
+                // A new connection starts with an empty Adj-RIB-In at the peer.
+                self.rib.forget_advertised();
+                self.events.push_back(Event::Established);
+            }
+            // Received routes are checked by the parser and otherwise ignored: this speaker
+            // only announces. A treat-as-withdraw UPDATE needs no action for the same reason.
+            (State::Established, Message::Keepalive | Message::Update(_)) => {}
+            (state, _) => {
+                let subcode = match state {
+                    State::OpenSent => 1,
+                    State::OpenConfirm => 2,
+                    _ => 3,
+                };
+                let notification = Notification::fsm_error(subcode);
+                self.fail(now, DownReason::UnexpectedMessage, Some(notification));
+            }
+        }
+    }
+
+    /// Checks the peer's OPEN against our settings (RFC 4271 §6.2, RFC 6793, RFC 4760).
+    fn negotiate(&self, open: &Open) -> Result<Negotiated, MessageError> {
+        let local_asn = self.config.local_asn;
+        let asn = open.asn();
+        let asn_ok = match self.config.peer_asn {
+            PeerAsn::Exact(expected) => asn == expected,
+            PeerAsn::Internal => asn == local_asn,
+            PeerAsn::External => asn != local_asn,
+        };
+        if !asn_ok {
+            return Err(MessageError::BadPeerAs { asn });
+        }
+        if matches!(open.hold_time, 1 | 2) {
+            return Err(MessageError::UnacceptableHoldTime {
+                seconds: open.hold_time,
+            });
+        }
+        let ibgp = asn == local_asn;
+        if open.router_id.is_unspecified() || (ibgp && open.router_id == self.config.router_id) {
+            return Err(MessageError::BadBgpIdentifier { id: open.router_id });
+        }
+        if local_asn > u32::from(u16::MAX) && !open.four_octet_as() {
+            return Err(MessageError::FourOctetAsRequired { local_asn });
+        }
+        let (ipv4, ipv6) = if open.multiprotocol() {
+            (
+                open.has(&Capability::IPV4_UNICAST),
+                open.has(&Capability::IPV6_UNICAST),
+            )
+        } else {
+            (true, false)
+        };
+        let hold = self.config.hold_seconds().min(open.hold_time);
+        let next_hops = self.next_hops;
+        Ok(Negotiated {
+            peer: Peer {
+                local_asn,
+                ibgp,
+                width: if open.four_octet_as() {
+                    AsWidth::Four
+                } else {
+                    AsWidth::Two
+                },
+                ipv4: next_hops.ipv4.filter(|_| ipv4),
+                ipv6: next_hops
+                    .ipv6
+                    .filter(|_| ipv6)
+                    .map(|global| (global, next_hops.ipv6_link_local)),
+            },
+            hold: (hold > 0).then(|| Duration::from_secs(u64::from(hold))),
+        })
+    }
+
+    fn refuse(&mut self, now: Instant, error: MessageError) {
+        let notification = error.notification();
+        self.fail(now, DownReason::InvalidMessage(error), Some(notification));
+    }
+
+    /// Ends the connection and schedules the next attempt after the back-off (1, 2, 4 ... s).
+    fn fail(&mut self, now: Instant, reason: DownReason, notification: Option<Notification>) {
+        self.disconnect(reason, notification);
+        self.state = State::Active;
+        let backoff = Duration::from_secs(1 << self.failures.min(16));
+        self.connect_retry_at = Some(now + backoff.min(self.config.connect_retry_max));
+        self.failures = self.failures.saturating_add(1);
+    }
+
+    fn disconnect(&mut self, reason: DownReason, notification: Option<Notification>) {
+        if let Some(notification) = notification {
+            self.send(Message::Notification(notification));
+        }
+        // After handle_closed there is nothing left to close; in Idle and Active neither.
+        let open = !matches!(self.state, State::Idle | State::Active);
+        if open && reason != DownReason::ConnectionClosed {
+            self.events.push_back(Event::Close(reason.clone()));
+        }
+        if self.state == State::Established {
+            self.events.push_back(Event::Down(reason));
+        }
+        self.rx.clear();
+        self.negotiated = None;
+        self.hold_at = None;
+        self.keepalive_at = None;
+        self.rib.forget_advertised();
+    }
+}
