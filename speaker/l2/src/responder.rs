@@ -8,7 +8,10 @@
 //! - a duplicate address detection probe for an owned IP is answered, Solicited flag clear, to
 //!   all-nodes, so that a host cannot configure the service's address;
 //! - the Override flag is set: the speaker is the owner of the IP, not a proxy, and a reply
-//!   must replace a stale cache entry left by the previous owner.
+//!   must replace a stale cache entry left by the previous owner;
+//! - a solicited advertisement comes from the service IP itself, as Linux answers for its own
+//!   addresses, not from the link-local address: ndisc6 drops a reply to a global target that
+//!   comes from a link-local (scoped) source, so MetalLB's replies fail it.
 
 use std::net::IpAddr;
 
@@ -144,13 +147,19 @@ fn answer_solicitation(
     let ip = IpAddr::V6(target);
     owned_on(ip, interface, ownership)?;
     let link_local = interface.link_local.ok_or(Ignored::NoLinkLocal(ip))?;
-    let (destination, mac, solicited) = if packet.is_duplicate_address_detection() {
-        (ALL_NODES, multicast_mac(ALL_NODES), false)
+    // A defence against duplicate address detection is the takeover announcement itself.
+    let (source, destination, mac, solicited) = if packet.is_duplicate_address_detection() {
+        (link_local, ALL_NODES, multicast_mac(ALL_NODES), false)
     } else {
-        (packet.source, source_mac.unwrap_or(frame.source), true)
+        (
+            target,
+            packet.source,
+            source_mac.unwrap_or(frame.source),
+            true,
+        )
     };
     let advertisement = NdpPacket {
-        source: link_local,
+        source,
         destination,
         message: NdpMessage::NeighborAdvertisement {
             flags: AdvertisementFlags {

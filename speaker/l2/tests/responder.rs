@@ -141,7 +141,7 @@ fn a_solicitation_without_a_source_option_is_answered_to_the_frame_source() {
     let Payload::Ndp(advertisement) = reply.frame.payload else {
         panic!("not NDP: {reply:?}");
     };
-    assert_eq!(advertisement.source, NODE2_LINK_LOCAL);
+    assert_eq!(advertisement.source, VIP6);
     assert_eq!(advertisement.destination, CLIENT_GLOBAL);
     assert_eq!(
         advertisement.message,
