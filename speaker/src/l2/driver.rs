@@ -1,0 +1,409 @@
+//! The driver's task: one loop that owns the announcer, the sockets and the counters, and
+//! waits for a command, a frame, the next announcement or the next interface scan.
+
+use std::{
+    future::{pending, poll_fn},
+    io, mem,
+    net::IpAddr,
+    sync::{Arc, Mutex, PoisonError},
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use metallb_l2::{AllowedInterfaces, Announcer, Ignored, Ownership, respond};
+use tokio::{
+    sync::mpsc,
+    time::{Instant, sleep_until},
+};
+use tracing::{debug, info, trace, warn};
+
+use super::{
+    InterfaceStatus, L2Error, L2Options, L2Status, OwnedIp, bump,
+    port::{Link, Port, discover},
+};
+use crate::sys::packet::Received;
+
+/// How often the interfaces are scanned for ones that appeared, vanished or changed.
+const SCAN_PERIOD: Duration = Duration::from_secs(5);
+
+/// How soon the interfaces are scanned again after a socket failed.
+const SCAN_AFTER_ERROR: Duration = Duration::from_millis(500);
+
+/// The receive buffer: an untagged or tagged frame at the standard MTU fits, and ARP and NDP
+/// requests are far smaller. Longer frames are counted as `oversized` and dropped.
+const BUFFER_LEN: usize = 2048;
+
+/// What an [`L2Handle`](super::L2Handle) asks of the task.
+#[derive(Debug)]
+pub(super) enum Command {
+    Announce(IpAddr, AllowedInterfaces),
+    Release(IpAddr),
+    Shutdown,
+}
+
+/// What woke the task.
+enum Event {
+    Command(Option<Command>),
+    Announce,
+    Scan,
+    Frame(usize, io::Result<Received>),
+}
+
+/// The task's state.
+#[derive(Debug)]
+pub(super) struct Driver {
+    wanted: Vec<String>,
+    announcer: Announcer,
+    ports: Vec<Port>,
+    commands: mpsc::UnboundedReceiver<Command>,
+    status: Arc<Mutex<L2Status>>,
+    buffer: Box<[u8]>,
+    next_scan: Instant,
+    /// The port to read first on the next wake, so that a busy interface cannot starve others.
+    cursor: usize,
+}
+
+impl Driver {
+    /// Scans the interfaces and opens their sockets. Needs a tokio runtime.
+    pub(super) fn new(
+        options: L2Options,
+        commands: mpsc::UnboundedReceiver<Command>,
+        status: Arc<Mutex<L2Status>>,
+    ) -> Result<Self, L2Error> {
+        let mut driver = Self {
+            announcer: Announcer::new(options.schedule),
+            wanted: options.interfaces,
+            ports: Vec::new(),
+            commands,
+            status,
+            buffer: vec![0; BUFFER_LEN].into_boxed_slice(),
+            next_scan: Instant::now() + SCAN_PERIOD,
+            cursor: 0,
+        };
+        let links = discover(&driver.wanted).map_err(L2Error::Interfaces)?;
+        if let Some((interface, source)) = driver.update_ports(links).into_iter().next() {
+            return Err(L2Error::Socket { interface, source });
+        }
+        driver.warn_missing();
+        Ok(driver)
+    }
+
+    /// Runs until shut down or until every handle is gone.
+    pub(super) async fn run(mut self) {
+        info!(interfaces = self.ports.len(), "l2 driver started");
+        loop {
+            let deadline = self.announcer.poll_timeout().map(Instant::from_std);
+            let event = tokio::select! {
+                command = self.commands.recv() => Event::Command(command),
+                () = sleep_until_some(deadline) => Event::Announce,
+                () = sleep_until(self.next_scan) => Event::Scan,
+                (index, received) = poll_fn(|cx| {
+                    poll_ports(&self.ports, &mut self.buffer, self.cursor, cx)
+                }) => Event::Frame(index, received),
+            };
+            match event {
+                Event::Command(None | Some(Command::Shutdown)) => break,
+                Event::Command(Some(command)) => self.command(command),
+                Event::Announce => self.announcer.handle_timeout(now()),
+                Event::Scan => self.scan(),
+                Event::Frame(index, received) => self.frame(index, received),
+            }
+            self.flush();
+        }
+        for (ip, _) in self.announcer.ownership().iter() {
+            info!(ip = %ip, "l2 released");
+        }
+        info!("l2 driver stopped");
+    }
+
+    fn command(&mut self, command: Command) {
+        match command {
+            Command::Announce(ip, allowed) => {
+                if self.announcer.ownership().allowed(ip) == Some(&allowed) {
+                    debug!(ip = %ip, "l2 announcing again");
+                } else {
+                    info!(ip = %ip, interfaces = ?allowed, "l2 announcing");
+                }
+                self.announcer.take_over(ip, allowed, now());
+            }
+            Command::Release(ip) => {
+                if self.announcer.release(ip) {
+                    info!(ip = %ip, "l2 released");
+                }
+            }
+            Command::Shutdown => return,
+        }
+        self.sync_groups();
+        self.publish_owned();
+    }
+
+    /// Scans the interfaces and brings the sockets in line.
+    fn scan(&mut self) {
+        self.next_scan = Instant::now() + SCAN_PERIOD;
+        match discover(&self.wanted) {
+            Ok(links) => {
+                for (interface, error) in self.update_ports(links) {
+                    warn!(interface = %interface, %error, "l2 cannot open packet socket");
+                }
+            }
+            Err(error) => warn!(%error, "l2 cannot list the network interfaces"),
+        }
+    }
+
+    /// Keeps the sockets of interfaces still there, opens sockets for new ones and closes
+    /// those of vanished ones. Returns the interfaces whose socket failed to open.
+    fn update_ports(&mut self, links: Vec<Link>) -> Vec<(String, io::Error)> {
+        let mut old = mem::take(&mut self.ports);
+        let mut failed = Vec::new();
+        for link in links {
+            if let Some(at) = old
+                .iter()
+                .position(|port| port.link.ifindex == link.ifindex)
+            {
+                let mut port = old.swap_remove(at);
+                if port.link != link {
+                    info!(interface = %link.interface.name, mac = %link.interface.mac, "l2 interface changed");
+                    port.link = link;
+                }
+                self.ports.push(port);
+                continue;
+            }
+            let name = link.interface.name.clone();
+            match Port::open(link) {
+                Ok(port) => {
+                    info!(interface = %name, ifindex = port.link.ifindex, mac = %port.link.interface.mac, "l2 interface added");
+                    self.ports.push(port);
+                }
+                Err(error) => failed.push((name, error)),
+            }
+        }
+        for port in old {
+            info!(interface = %port.name(), "l2 interface removed");
+        }
+        self.cursor = 0;
+        self.announcer.set_interfaces(
+            self.ports
+                .iter()
+                .map(|port| port.link.interface.clone())
+                .collect(),
+        );
+        self.sync_groups();
+        self.publish_interfaces();
+        failed
+    }
+
+    /// Warns about named interfaces that were not found; they are served once they appear.
+    fn warn_missing(&self) {
+        for name in &self.wanted {
+            if !self.ports.iter().any(|port| port.name() == name) {
+                warn!(interface = %name, "l2 interface not found or down");
+            }
+        }
+    }
+
+    fn sync_groups(&mut self) {
+        for port in &mut self.ports {
+            port.sync_groups(self.announcer.ownership());
+        }
+    }
+
+    /// Handles what one socket read gave.
+    fn frame(&mut self, index: usize, received: io::Result<Received>) {
+        self.cursor = index + 1;
+        let received = match received {
+            Ok(received) => received,
+            Err(error) => {
+                let port = self.ports.remove(index);
+                warn!(interface = %port.name(), %error, "l2 receive failed");
+                self.next_scan = self.next_scan.min(Instant::now() + SCAN_AFTER_ERROR);
+                return;
+            }
+        };
+        if received.outgoing {
+            return;
+        }
+        if received.len > self.buffer.len() {
+            self.count(|status| bump(&mut status.counters.malformed, "oversized"));
+            return;
+        }
+        let port = &self.ports[index];
+        let frame = &self.buffer[..received.len];
+        match respond(frame, &port.link.interface, self.announcer.ownership()) {
+            Ok(reply) => match port.send(&reply.frame.encode()) {
+                Ok(()) => {
+                    debug!(ip = %reply.ip, interface = %port.name(), to = %reply.frame.destination, "l2 reply sent");
+                    self.count(|status| {
+                        status.counters.replies_sent += 1;
+                        if let Some(owned) = owned_mut(status, reply.ip) {
+                            owned.replies += 1;
+                        }
+                    });
+                }
+                Err(error) => {
+                    warn!(ip = %reply.ip, interface = %port.name(), %error, "l2 cannot send reply");
+                    self.count(|status| status.counters.send_errors += 1);
+                }
+            },
+            Err(Ignored::Malformed(error)) => {
+                debug!(interface = %port.name(), reason = error.label(), "l2 malformed frame dropped");
+                self.count(|status| bump(&mut status.counters.malformed, error.label()));
+            }
+            Err(ignored) => {
+                trace!(interface = %port.name(), reason = ignored.label(), "l2 frame ignored");
+                self.count(|status| bump(&mut status.counters.ignored, ignored.label()));
+            }
+        }
+    }
+
+    /// Sends the announcements the announcer has queued.
+    fn flush(&mut self) {
+        while let Some(transmit) = self.announcer.poll_transmit() {
+            // The announcer only knows interfaces with a socket, but one may have failed since.
+            let Some(port) = self
+                .ports
+                .iter()
+                .find(|port| port.name() == transmit.interface)
+            else {
+                continue;
+            };
+            match port.send(&transmit.frame.encode()) {
+                Ok(()) => self.count(|status| {
+                    status.counters.announcements_sent += 1;
+                    if let Some(owned) = owned_mut(status, transmit.ip) {
+                        owned.announcements += 1;
+                    }
+                }),
+                Err(error) => {
+                    warn!(ip = %transmit.ip, interface = %transmit.interface, %error, "l2 cannot send announcement");
+                    self.count(|status| status.counters.send_errors += 1);
+                }
+            }
+        }
+    }
+
+    fn count(&self, update: impl FnOnce(&mut L2Status)) {
+        update(&mut self.status.lock().unwrap_or_else(PoisonError::into_inner));
+    }
+
+    fn publish_interfaces(&self) {
+        let interfaces = self
+            .ports
+            .iter()
+            .map(|port| InterfaceStatus {
+                name: port.link.interface.name.clone(),
+                ifindex: port.link.ifindex,
+                mac: port.link.interface.mac.to_string(),
+                link_local: port.link.interface.link_local,
+            })
+            .collect();
+        self.count(|status| status.interfaces = interfaces);
+    }
+
+    fn publish_owned(&self) {
+        self.count(|status| {
+            let old = mem::take(&mut status.owned);
+            status.owned = owned_ips(old, self.announcer.ownership());
+        });
+    }
+}
+
+/// The owned IPs of `ownership` in address order, with the counters they have in `old`.
+fn owned_ips(old: Vec<OwnedIp>, ownership: &Ownership) -> Vec<OwnedIp> {
+    let mut old = old.into_iter().peekable();
+    let mut owned = Vec::with_capacity(ownership.len());
+    for (ip, allowed) in ownership.iter() {
+        // Both lists are in address order.
+        while old.next_if(|entry| entry.ip < ip).is_some() {}
+        let (replies, announcements) = old
+            .next_if(|entry| entry.ip == ip)
+            .map_or((0, 0), |entry| (entry.replies, entry.announcements));
+        owned.push(OwnedIp {
+            ip,
+            interfaces: allowed.into(),
+            replies,
+            announcements,
+        });
+    }
+    owned
+}
+
+/// The owned IP's entry in `status`.
+fn owned_mut(status: &mut L2Status, ip: IpAddr) -> Option<&mut OwnedIp> {
+    let at = status
+        .owned
+        .binary_search_by_key(&ip, |owned| owned.ip)
+        .ok()?;
+    status.owned.get_mut(at)
+}
+
+/// Reads a frame from the first port that has one, starting at `cursor`.
+fn poll_ports(
+    ports: &[Port],
+    buffer: &mut [u8],
+    cursor: usize,
+    cx: &mut Context<'_>,
+) -> Poll<(usize, io::Result<Received>)> {
+    let len = ports.len();
+    for offset in 0..len {
+        let index = (cursor + offset) % len;
+        if let Poll::Ready(received) = ports[index].poll_recv(buffer, cx) {
+            return Poll::Ready((index, received));
+        }
+    }
+    Poll::Pending
+}
+
+async fn sleep_until_some(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => sleep_until(deadline).await,
+        None => pending().await,
+    }
+}
+
+/// The announcer's clock: tokio's, so that paused time in tests applies.
+fn now() -> std::time::Instant {
+    Instant::now().into_std()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::l2::Interfaces;
+
+    fn entry(ip: &str, replies: u64) -> OwnedIp {
+        OwnedIp {
+            ip: ip.parse().unwrap(),
+            interfaces: Interfaces::All,
+            replies,
+            announcements: replies * 2,
+        }
+    }
+
+    #[test]
+    fn owned_ips_keep_their_counters_and_new_ones_start_at_zero() {
+        let old = vec![
+            entry("192.168.250.201", 3),
+            entry("192.168.250.202", 5),
+            entry("fd00:250::201", 7),
+        ];
+        let mut ownership = Ownership::new();
+        for ip in ["192.168.250.200", "192.168.250.202", "fd00:250::201"] {
+            ownership.insert(ip.parse().unwrap(), AllowedInterfaces::All);
+        }
+        ownership.insert(
+            "192.168.250.203".parse().unwrap(),
+            ["eth1"].into_iter().collect(),
+        );
+        let mut eth1_only = entry("192.168.250.203", 0);
+        eth1_only.interfaces = Interfaces::Only(vec!["eth1".into()]);
+        assert_eq!(
+            owned_ips(old, &ownership),
+            [
+                entry("192.168.250.200", 0),
+                entry("192.168.250.202", 5),
+                eth1_only,
+                entry("fd00:250::201", 7),
+            ]
+        );
+    }
+}
