@@ -12,6 +12,7 @@
 #   lab.sh [--name NAME] link HOST up|down  plug / unplug HOST's cable at the switch
 #   lab.sh gc                            remove every lab whose owner process is dead
 #   lab.sh list                          print the labs: name, owner pid, alive|stale
+#   lab.sh deps                          install the Debian packages the labs need (once, up front)
 #
 # NAME (or env LAB_NAME): 1-8 characters [a-z0-9], starting with a letter. HOST is one of
 # router node1 node2 node3 client; its namespace is NAME-HOST, the switch is NAME-sw (bridge br0).
@@ -349,6 +350,7 @@ main() {
   local cmd=${1:-}; shift || true
   case $cmd in
     gc) cmd_gc "$@"; return ;; list) cmd_list "$@"; return ;;
+    deps) need_root; ensure_pkgs; return ;;
     -h|--help|help) usage; return ;;
     "") usage >&2; exit 2 ;;
   esac
