@@ -326,3 +326,30 @@ fn hostile_frames_are_counted_as_malformed_and_the_driver_keeps_answering() {
     assert_eq!(lab.arp(VIP4).unwrap(), Some(node1()));
     assert_eq!(lab.ndp(VIP6).unwrap(), Some(node1()));
 }
+
+#[test]
+fn an_interface_that_went_down_and_up_is_served_again_within_a_second() {
+    let lab = lab();
+    let speaker = Speaker::start(&lab, Host::Node(1));
+    speaker.announce(VIP4);
+    assert_eq!(lab.arp(VIP4).unwrap(), Some(node1()));
+
+    let set_eth0 = |state: &str| {
+        let status = lab
+            .command(Host::Node(1), "ip")
+            .args(["link", "set", "eth0", state])
+            .status()
+            .expect("ip link runs");
+        assert!(status.success(), "ip link set eth0 {state}");
+    };
+    set_eth0("down");
+    // The socket reports the interface gone; the next scan does not find it up.
+    speaker.wait(|status| status.interfaces.is_empty(), "eth0 dropped");
+    set_eth0("up");
+    let start = Instant::now();
+    speaker.wait(|status| status.interfaces.len() == 1, "eth0 back");
+    let back = start.elapsed();
+    eprintln!("eth0 served again {back:?} after it came up");
+    assert!(back < Duration::from_secs(1), "eth0 back after {back:?}");
+    assert_eq!(lab.arp(VIP4).unwrap(), Some(node1()));
+}

@@ -26,8 +26,12 @@ use crate::sys::packet::Received;
 /// How often the interfaces are scanned for ones that appeared, vanished or changed.
 const SCAN_PERIOD: Duration = Duration::from_secs(5);
 
-/// How soon the interfaces are scanned again after a socket failed.
-const SCAN_AFTER_ERROR: Duration = Duration::from_millis(500);
+/// How often the interfaces are scanned for a while after one appeared, vanished or failed: an
+/// interface taken down and up again is served again in well under a second.
+const FAST_SCAN_PERIOD: Duration = Duration::from_millis(500);
+
+/// How many fast scans follow such a change: 10 s worth.
+const FAST_SCANS: u32 = 20;
 
 /// The receive buffer: an untagged or tagged frame at the standard MTU fits, and ARP and NDP
 /// requests are far smaller. Longer frames are counted as `oversized` and dropped.
@@ -59,6 +63,8 @@ pub(super) struct Driver {
     status: Arc<Mutex<L2Status>>,
     buffer: Box<[u8]>,
     next_scan: Instant,
+    /// Scans left at [`FAST_SCAN_PERIOD`] before [`SCAN_PERIOD`] applies again.
+    fast_scans: u32,
     /// The port to read first on the next wake, so that a busy interface cannot starve others.
     cursor: usize,
 }
@@ -78,6 +84,7 @@ impl Driver {
             status,
             buffer: vec![0; BUFFER_LEN].into_boxed_slice(),
             next_scan: Instant::now() + SCAN_PERIOD,
+            fast_scans: 0,
             cursor: 0,
         };
         let links = discover(&driver.wanted).map_err(L2Error::Interfaces)?;
@@ -137,17 +144,34 @@ impl Driver {
         self.publish_owned();
     }
 
-    /// Scans the interfaces and brings the sockets in line.
+    /// Scans the interfaces and brings the sockets in line. Interfaces that come and go, or
+    /// fail, tend to come back soon, so any change makes the next scans fast.
     fn scan(&mut self) {
-        self.next_scan = Instant::now() + SCAN_PERIOD;
-        match discover(&self.wanted) {
+        let before: Vec<u32> = self.ports.iter().map(|port| port.link.ifindex).collect();
+        let mut unsettled = match discover(&self.wanted) {
             Ok(links) => {
-                for (interface, error) in self.update_ports(links) {
+                let failed = self.update_ports(links);
+                for (interface, error) in &failed {
                     warn!(interface = %interface, %error, "l2 cannot open packet socket");
                 }
+                !failed.is_empty()
             }
-            Err(error) => warn!(%error, "l2 cannot list the network interfaces"),
+            Err(error) => {
+                warn!(%error, "l2 cannot list the network interfaces");
+                true
+            }
+        };
+        unsettled |= !self.ports.iter().map(|port| port.link.ifindex).eq(before);
+        if unsettled {
+            self.fast_scans = FAST_SCANS;
         }
+        let period = if self.fast_scans > 0 {
+            self.fast_scans -= 1;
+            FAST_SCAN_PERIOD
+        } else {
+            SCAN_PERIOD
+        };
+        self.next_scan = Instant::now() + period;
     }
 
     /// Keeps the sockets of interfaces still there, opens sockets for new ones and closes
@@ -213,9 +237,16 @@ impl Driver {
         let received = match received {
             Ok(received) => received,
             Err(error) => {
-                let port = self.ports.remove(index);
-                warn!(interface = %port.name(), %error, "l2 receive failed");
-                self.next_scan = self.next_scan.min(Instant::now() + SCAN_AFTER_ERROR);
+                // ENETDOWN comes once when the interface went down; the socket stays bound and
+                // receives again once it is up, so only the scans decide whether it goes.
+                if error.raw_os_error() == Some(libc::ENETDOWN) {
+                    info!(interface = %self.ports[index].name(), "l2 interface went down");
+                } else {
+                    let port = self.ports.remove(index);
+                    warn!(interface = %port.name(), %error, "l2 receive failed");
+                }
+                self.next_scan = self.next_scan.min(Instant::now() + FAST_SCAN_PERIOD);
+                self.fast_scans = FAST_SCANS;
                 return;
             }
         };
