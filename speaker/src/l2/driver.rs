@@ -65,7 +65,7 @@ pub(super) struct Driver {
     next_scan: Instant,
     /// Scans left at [`FAST_SCAN_PERIOD`] before [`SCAN_PERIOD`] applies again.
     fast_scans: u32,
-    /// The port to read first on the next wake, so that a busy interface cannot starve others.
+    /// The socket to read first on the next wake, so that a busy one cannot starve others.
     cursor: usize,
 }
 
@@ -104,9 +104,12 @@ impl Driver {
                 command = self.commands.recv() => Event::Command(command),
                 () = sleep_until_some(deadline) => Event::Announce,
                 () = sleep_until(self.next_scan) => Event::Scan,
-                (index, received) = poll_fn(|cx| {
+                (socket, index, received) = poll_fn(|cx| {
                     poll_ports(&self.ports, &mut self.buffer, self.cursor, cx)
-                }) => Event::Frame(index, received),
+                }) => {
+                    self.cursor = socket + 1;
+                    Event::Frame(index, received)
+                }
             };
             match event {
                 Event::Command(None | Some(Command::Shutdown)) => break,
@@ -233,7 +236,6 @@ impl Driver {
 
     /// Handles what one socket read gave.
     fn frame(&mut self, index: usize, received: io::Result<Received>) {
-        self.cursor = index + 1;
         let received = match received {
             Ok(received) => received,
             Err(error) => {
@@ -260,7 +262,7 @@ impl Driver {
         let port = &self.ports[index];
         let frame = &self.buffer[..received.len];
         match respond(frame, &port.link.interface, self.announcer.ownership()) {
-            Ok(reply) => match port.send(&reply.frame.encode()) {
+            Ok(reply) => match port.send(&reply.frame) {
                 Ok(()) => {
                     debug!(ip = %reply.ip, interface = %port.name(), to = %reply.frame.destination, "l2 reply sent");
                     self.count(|status| {
@@ -297,7 +299,7 @@ impl Driver {
             else {
                 continue;
             };
-            match port.send(&transmit.frame.encode()) {
+            match port.send(&transmit.frame) {
                 Ok(()) => self.count(|status| {
                     status.counters.announcements_sent += 1;
                     if let Some(owned) = owned_mut(status, transmit.ip) {
@@ -367,18 +369,20 @@ fn owned_mut(status: &mut L2Status, ip: IpAddr) -> Option<&mut OwnedIp> {
     status.owned.get_mut(at)
 }
 
-/// Reads a frame from the first port that has one, starting at `cursor`.
+/// Reads a frame from the first socket that has one, starting at socket `cursor` (two per port,
+/// ARP then NDP); returns the port's index.
 fn poll_ports(
     ports: &[Port],
     buffer: &mut [u8],
     cursor: usize,
     cx: &mut Context<'_>,
-) -> Poll<(usize, io::Result<Received>)> {
-    let len = ports.len();
-    for offset in 0..len {
-        let index = (cursor + offset) % len;
-        if let Poll::Ready(received) = ports[index].poll_recv(buffer, cx) {
-            return Poll::Ready((index, received));
+) -> Poll<(usize, usize, io::Result<Received>)> {
+    let sockets = ports.len() * 2;
+    for offset in 0..sockets {
+        let socket = (cursor + offset) % sockets;
+        let index = socket / 2;
+        if let Poll::Ready(received) = ports[index].poll_recv(socket % 2 == 1, buffer, cx) {
+            return Poll::Ready((socket, index, received));
         }
     }
     Poll::Pending

@@ -1,13 +1,15 @@
 //! The layer 2 driver: ARP and NDP responders and announcements on packet sockets, around the
 //! sans-IO core of `metallb-l2`.
 //!
-//! [`spawn`] opens one `AF_PACKET` socket per interface and starts one task that owns all the
-//! state: the [`Announcer`](metallb_l2::Announcer) with the owned IPs, the sockets, and the
-//! counters. The task answers requests read from the sockets with
+//! [`spawn`] opens two `AF_PACKET` sockets per interface, one bound to ARP and one to IPv6,
+//! each with a filter that passes only ARP and Neighbor Solicitations, and starts one task that
+//! owns all the state: the [`Announcer`](metallb_l2::Announcer) with the owned IPs, the
+//! sockets, and the counters. The task answers requests read from the sockets with
 //! [`respond`](metallb_l2::respond), sends the gratuitous ARP and unsolicited advertisements
 //! the announcer schedules, takes [`L2Handle`] commands from a channel, and scans the
-//! interfaces again every few seconds so that one that appears later is served. Frames this
-//! host sent, and frames the core rejects, get no reply; the latter are counted by reason.
+//! interfaces again every few seconds (every half second for a while after a change) so that
+//! one that appears later is served. Frames the core rejects get no reply and are counted by
+//! reason.
 
 mod driver;
 mod port;
@@ -117,7 +119,7 @@ impl L2Handle {
 /// The driver's state for `show l2` and metrics.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct L2Status {
-    /// The interfaces with an open socket, by name.
+    /// The interfaces with open sockets, by name.
     pub interfaces: Vec<InterfaceStatus>,
     /// The owned IPs in address order.
     pub owned: Vec<OwnedIp>,

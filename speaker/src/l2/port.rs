@@ -1,5 +1,10 @@
-//! The interfaces the responders speak on: which ones the scan finds, and per interface a
-//! packet socket with the solicited-node multicast groups of the IPv6 addresses it answers for.
+//! The interfaces the responders speak on: which ones the scan finds, and per interface two
+//! packet sockets, one bound to ARP and one to IPv6, with the solicited-node multicast groups
+//! of the IPv6 addresses it answers for.
+//!
+//! Sockets bound to one EtherType each, rather than one bound to every protocol, keep the
+//! kernel from handing us all other traffic and, above all, from cloning every outgoing
+//! packet for a tap, as it does for `tcpdump`.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -8,7 +13,9 @@ use std::{
     task::{Context, Poll},
 };
 
-use metallb_l2::{Interface, MacAddr, Ownership, multicast_mac, solicited_node_multicast};
+use metallb_l2::{
+    Frame, Interface, MacAddr, Ownership, Payload, multicast_mac, solicited_node_multicast,
+};
 use nix::{ifaddrs::getifaddrs, net::if_::InterfaceFlags};
 use socket2::SockFilter;
 use tracing::warn;
@@ -131,12 +138,17 @@ pub(super) fn solicited_groups(ownership: &Ownership, name: &str) -> BTreeMap<Ma
     groups
 }
 
-/// Lets through only what the responders read, so that a busy interface costs nothing: ARP,
-/// 802.1Q-tagged frames (the parser reads the tag), and IPv6 packets whose next header is
-/// ICMPv6 and whose ICMPv6 type is 135, Neighbor Solicitation. A frame too short for a load
-/// is dropped by the kernel. So is a frame whose VLAN tag the NIC took off: it belongs to the
+/// EtherType of ARP.
+const ETH_P_ARP: u16 = 0x0806;
+
+/// EtherType of IPv6.
+const ETH_P_IPV6: u16 = 0x86dd;
+
+/// Lets through only what the responders read: ARP, and IPv6 packets whose next header is
+/// ICMPv6 and whose ICMPv6 type is 135, Neighbor Solicitation. A frame too short for a load is
+/// dropped by the kernel. So is a frame whose VLAN tag the NIC took off: it belongs to the
 /// VLAN's own interface, and a reply from here would leave untagged.
-const FILTER: [SockFilter; 12] = {
+const FILTER: [SockFilter; 11] = {
     const LDW_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
     const LDH_ABS: u16 = (libc::BPF_LD | libc::BPF_H | libc::BPF_ABS) as u16;
     const LDB_ABS: u16 = (libc::BPF_LD | libc::BPF_B | libc::BPF_ABS) as u16;
@@ -145,11 +157,10 @@ const FILTER: [SockFilter; 12] = {
     const VLAN_TAG_PRESENT: u32 = (libc::SKF_AD_OFF + libc::SKF_AD_VLAN_TAG_PRESENT) as u32;
     [
         SockFilter::new(LDW_ABS, 0, 0, VLAN_TAG_PRESENT),
-        SockFilter::new(JEQ, 9, 0, 1),      // tag taken off: drop
+        SockFilter::new(JEQ, 8, 0, 1),      // tag taken off: drop
         SockFilter::new(LDH_ABS, 0, 0, 12), // EtherType
-        SockFilter::new(JEQ, 6, 0, 0x0806), // ARP: accept
-        SockFilter::new(JEQ, 5, 0, 0x8100), // 802.1Q: accept
-        SockFilter::new(JEQ, 0, 5, 0x86dd), // not IPv6: drop
+        SockFilter::new(JEQ, 5, 0, ETH_P_ARP as u32), // ARP: accept
+        SockFilter::new(JEQ, 0, 5, ETH_P_IPV6 as u32), // not IPv6: drop
         SockFilter::new(LDB_ABS, 0, 0, 20), // IPv6 next header
         SockFilter::new(JEQ, 0, 3, 58),     // not ICMPv6: drop
         SockFilter::new(LDB_ABS, 0, 0, 54), // ICMPv6 type
@@ -159,22 +170,23 @@ const FILTER: [SockFilter; 12] = {
     ]
 };
 
-/// An interface with its open socket.
+/// An interface with its open sockets.
 #[derive(Debug)]
 pub(super) struct Port {
     pub(super) link: Link,
-    socket: PacketSocket,
-    /// The multicast MACs this socket has joined.
+    arp: PacketSocket,
+    ndp: PacketSocket,
+    /// The multicast MACs the NDP socket has joined.
     joined: BTreeSet<MacAddr>,
 }
 
 impl Port {
-    /// Opens the interface's socket; it joins no group yet. Needs a tokio runtime.
+    /// Opens the interface's sockets; they join no group yet. Needs a tokio runtime.
     pub(super) fn open(link: Link) -> io::Result<Self> {
-        let socket = PacketSocket::open(link.ifindex, &FILTER)?;
         Ok(Self {
+            arp: PacketSocket::open(link.ifindex, ETH_P_ARP, &FILTER)?,
+            ndp: PacketSocket::open(link.ifindex, ETH_P_IPV6, &FILTER)?,
             link,
-            socket,
             joined: BTreeSet::new(),
         })
     }
@@ -196,7 +208,7 @@ impl Port {
             .collect();
         for group in stale {
             self.joined.remove(&group);
-            if let Err(error) = self.socket.leave(group.0) {
+            if let Err(error) = self.ndp.leave(group.0) {
                 warn!(interface = %self.link.interface.name, %group, %error, "l2 cannot leave multicast group");
             }
         }
@@ -204,7 +216,7 @@ impl Port {
             if self.joined.contains(&group) {
                 continue;
             }
-            match self.socket.join(group.0) {
+            match self.ndp.join(group.0) {
                 Ok(()) => {
                     self.joined.insert(group);
                 }
@@ -215,18 +227,26 @@ impl Port {
         }
     }
 
-    /// Sends one frame; a full socket buffer is an error, not a wait.
-    pub(super) fn send(&self, frame: &[u8]) -> io::Result<()> {
-        self.socket.send(frame)
+    /// Sends one frame on the socket of its EtherType; a full socket buffer is an error, not a
+    /// wait.
+    pub(super) fn send(&self, frame: &Frame) -> io::Result<()> {
+        let socket = match frame.payload {
+            Payload::Arp(_) => &self.arp,
+            Payload::Ndp(_) => &self.ndp,
+        };
+        socket.send(&frame.encode())
     }
 
-    /// Reads one frame if one is waiting, or registers the task's waker.
+    /// Reads one frame from the ARP (`ndp` false) or the NDP socket if one is waiting, or
+    /// registers the task's waker.
     pub(super) fn poll_recv(
         &self,
+        ndp: bool,
         buffer: &mut [u8],
         cx: &mut Context<'_>,
     ) -> Poll<io::Result<Received>> {
-        self.socket.poll_recv(buffer, cx)
+        let socket = if ndp { &self.ndp } else { &self.arp };
+        socket.poll_recv(buffer, cx)
     }
 }
 

@@ -20,7 +20,8 @@ use tokio::io::{Interest, unix::AsyncFd};
 pub struct Received {
     /// The frame's full length, which exceeds the buffer if the frame did not fit.
     pub len: usize,
-    /// The frame was sent by this host (`PACKET_OUTGOING`): a packet socket sees both ways.
+    /// The frame was sent by this host (`PACKET_OUTGOING`). Only a socket bound to every
+    /// protocol sees those, but the flag is what the kernel says, not what we assume.
     pub outgoing: bool,
 }
 
@@ -30,10 +31,10 @@ pub struct Received {
 pub struct PacketSocket(AsyncFd<BoundSocket>);
 
 impl PacketSocket {
-    /// Opens a socket receiving the frames of interface `ifindex`, in both directions, that
-    /// pass the classic BPF `filter`. Must run inside a tokio runtime.
-    pub fn open(ifindex: u32, filter: &[SockFilter]) -> io::Result<Self> {
-        let socket = BoundSocket::open(ifindex, filter)?;
+    /// Opens a socket receiving the frames of interface `ifindex` with EtherType `protocol`
+    /// that pass the classic BPF `filter`. Must run inside a tokio runtime.
+    pub fn open(ifindex: u32, protocol: u16, filter: &[SockFilter]) -> io::Result<Self> {
+        let socket = BoundSocket::open(ifindex, protocol, filter)?;
         // SAFETY: `BoundSocket` owns its fd, which stays open until it is dropped, and always
         // returns that same fd; this type never hands out `&mut` access that could replace it.
         let registered = unsafe { AsyncFd::register_with_interest(socket, Interest::READABLE) }?;
@@ -89,7 +90,7 @@ struct BoundSocket {
 }
 
 impl BoundSocket {
-    fn open(ifindex: u32, filter: &[SockFilter]) -> io::Result<Self> {
+    fn open(ifindex: u32, protocol: u16, filter: &[SockFilter]) -> io::Result<Self> {
         let ifindex = libc::c_int::try_from(ifindex)
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "ifindex out of range"))?;
         // Protocol 0 receives nothing until `bind` names one, so no frame gets past before the
@@ -100,7 +101,7 @@ impl BoundSocket {
             Some(Protocol::from(0)),
         )?;
         socket.attach_filter(filter)?;
-        let address = link_address(ifindex, ETH_P_ALL.to_be());
+        let address = link_address(ifindex, protocol.to_be());
         // SAFETY: `address` is a fully initialised sockaddr_ll that outlives the call, and the
         // length passed is its size; the fd is open for the duration of the call.
         let rc =
@@ -169,9 +170,6 @@ impl AsRawFd for BoundSocket {
         self.socket.as_raw_fd()
     }
 }
-
-/// Every protocol, in network byte order once swapped.
-const ETH_P_ALL: u16 = libc::ETH_P_ALL as u16;
 
 fn link_address(ifindex: libc::c_int, protocol: u16) -> libc::sockaddr_ll {
     libc::sockaddr_ll {
