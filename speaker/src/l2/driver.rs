@@ -239,8 +239,9 @@ impl Driver {
         let received = match received {
             Ok(received) => received,
             Err(error) => {
-                // ENETDOWN comes once when the interface went down; the socket stays bound and
-                // receives again once it is up, so only the scans decide whether it goes.
+                // The first read after the interface went down says ENETDOWN (epoll does not
+                // wake readers for it); the socket stays bound and receives again once the
+                // interface is up, so only the scans decide whether it goes.
                 if error.raw_os_error() == Some(libc::ENETDOWN) {
                     info!(interface = %self.ports[index].name(), "l2 interface went down");
                 } else {
