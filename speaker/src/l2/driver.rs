@@ -88,8 +88,14 @@ impl Driver {
             cursor: 0,
         };
         let links = discover(&driver.wanted).map_err(L2Error::Interfaces)?;
-        if let Some((interface, source)) = driver.update_ports(links).into_iter().next() {
-            return Err(L2Error::Socket { interface, source });
+        for (interface, source) in driver.update_ports(links) {
+            // No permission fails every interface and for good; anything else (an interface
+            // gone since the scan) is left to the next scan.
+            if source.kind() == io::ErrorKind::PermissionDenied {
+                return Err(L2Error::Socket { interface, source });
+            }
+            warn!(interface = %interface, error = %source, "l2 cannot open packet socket");
+            driver.fast_scans = FAST_SCANS;
         }
         driver.warn_missing();
         Ok(driver)
@@ -274,8 +280,10 @@ impl Driver {
                     });
                 }
                 Err(error) => {
-                    warn!(ip = %reply.ip, interface = %port.name(), %error, "l2 cannot send reply");
-                    self.count(|status| status.counters.send_errors += 1);
+                    let errors = self.count_send_error();
+                    if errors.is_power_of_two() {
+                        warn!(ip = %reply.ip, interface = %port.name(), %error, errors, "l2 cannot send reply");
+                    }
                 }
             },
             Err(Ignored::Malformed(error)) => {
@@ -308,11 +316,21 @@ impl Driver {
                     }
                 }),
                 Err(error) => {
-                    warn!(ip = %transmit.ip, interface = %transmit.interface, %error, "l2 cannot send announcement");
-                    self.count(|status| status.counters.send_errors += 1);
+                    let errors = self.count_send_error();
+                    if errors.is_power_of_two() {
+                        warn!(ip = %transmit.ip, interface = %transmit.interface, %error, errors, "l2 cannot send announcement");
+                    }
                 }
             }
         }
+    }
+
+    /// Counts a failed send; returns the total so far. Callers warn only when it is a power of
+    /// two, so that a socket that keeps failing under a flood of requests cannot flood the log.
+    fn count_send_error(&self) -> u64 {
+        let mut status = self.status.lock().unwrap_or_else(PoisonError::into_inner);
+        status.counters.send_errors += 1;
+        status.counters.send_errors
     }
 
     fn count(&self, update: impl FnOnce(&mut L2Status)) {

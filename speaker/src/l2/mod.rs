@@ -47,7 +47,8 @@ pub enum L2Error {
     /// The interface list could not be read.
     #[error("cannot list the network interfaces")]
     Interfaces(#[source] nix::Error),
-    /// A packet socket could not be opened, typically for want of `CAP_NET_RAW`.
+    /// A packet socket could not be opened for want of `CAP_NET_RAW`. Other failures to open
+    /// one are left to the next interface scan.
     #[error("cannot open a packet socket on {interface}")]
     Socket {
         /// The interface's name.
@@ -72,7 +73,7 @@ pub struct L2Handle {
 ///
 /// # Errors
 ///
-/// No runtime, an unreadable interface list, or a socket that cannot be opened.
+/// No runtime, an unreadable interface list, or no permission to open packet sockets.
 pub fn spawn(options: L2Options) -> Result<(L2Handle, JoinHandle<()>), L2Error> {
     let runtime = tokio::runtime::Handle::try_current().map_err(|_| L2Error::NoRuntime)?;
     let (commands, receiver) = mpsc::unbounded_channel();
