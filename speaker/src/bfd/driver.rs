@@ -311,6 +311,7 @@ impl Engine {
             ),
             Command::Remove(address) => {
                 if let Some(mut peer) = table.remove(address) {
+                    debug!(peer = %address, "bfd session removed");
                     peer.session.admin_down();
                     peer.flush(address, now, &mut self.work);
                 }
@@ -445,6 +446,7 @@ fn add(
         failing: None,
         drops: BTreeMap::new(),
     };
+    debug!(peer = %address, ?hop, discriminator, "bfd session added");
     peer.flush(address, now, work);
     table.discriminators.insert(discriminator.get(), address);
     table.peers.insert(address, peer);

@@ -50,8 +50,10 @@ pub enum BfdError {
 }
 
 /// Binds the receive sockets at once, in the calling thread's network namespace, and starts
-/// the driver task. Must run inside a tokio runtime. A host without IPv6 gets IPv4 sessions
-/// only.
+/// the driver task. Must run inside a tokio runtime. The task opens each session's transmit
+/// socket itself, so every thread of that runtime must be in the same namespace (in a test
+/// that enters a namespace: a current-thread runtime on that thread). A host without IPv6
+/// gets IPv4 sessions only.
 ///
 /// # Errors
 ///
