@@ -126,9 +126,10 @@ impl BfdHandle {
         profile: Profile,
         on_event: EventSink,
     ) {
+        // An IPv4-mapped IPv6 address names an IPv4 peer, which needs an IPv4 socket.
         self.send(Command::Add {
-            peer,
-            local,
+            peer: peer.to_canonical(),
+            local: local.map(|local| local.to_canonical()),
             hop,
             profile,
             on_event,
@@ -138,7 +139,7 @@ impl BfdHandle {
     /// Sends the peer one AdminDown packet, so that it goes Down without counting a failure
     /// (RFC 5880 §6.8.16), then forgets the session.
     pub fn remove_peer(&self, peer: IpAddr) {
-        self.send(Command::Remove(peer));
+        self.send(Command::Remove(peer.to_canonical()));
     }
 
     /// The sessions and their counters, ordered by peer address.

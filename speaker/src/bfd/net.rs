@@ -90,8 +90,8 @@ impl Receiver {
     }
 
     /// Reads one datagram into `buffer` without blocking (`WouldBlock` when none is
-    /// queued). A datagram longer than `buffer` is cut short, which the packet parser then
-    /// refuses.
+    /// queued). A datagram longer than `buffer` is cut short; the parser reads only the
+    /// Length the packet announces, and refuses it if that is longer than what arrived.
     pub(super) fn try_receive(
         &self,
         buffer: &mut [u8],
