@@ -384,7 +384,7 @@ fn a_cut_cable_is_detected_within_three_intervals_at_10_ms() {
 }
 
 #[test]
-fn removing_a_peer_tells_frr_admin_down() {
+fn removing_a_peer_and_shutting_down_tell_frr_admin_down() {
     let _serial = serial();
     let lab = lab(300, Hop::Single);
     let node = Node::start(&lab, 300, Hop::Single);
@@ -408,6 +408,19 @@ fn removing_a_peer_tells_frr_admin_down() {
     assert_eq!(node.status(router4), None);
     assert_eq!(node.state(router6), Some(State::Up));
     assert_eq!(frr_status(&lab, node6, Hop::Single).as_deref(), Some("up"));
+
+    node.handle.shutdown();
+    let (_, event) = node.next_event(router6, Duration::from_secs(1)).unwrap();
+    assert_eq!(event, Event::Down(DownCause::AdminDown));
+    let ended = eventually(Duration::from_secs(1), || {
+        node.thread.as_ref().is_some_and(JoinHandle::is_finished)
+    });
+    assert!(ended, "the driver task ends");
+    assert!(eventually(Duration::from_secs(3), || {
+        frr_status(&lab, node6, Hop::Single).as_deref() == Some("down")
+    }));
+    let frr = frr_peer(&lab, node6, Hop::Single).unwrap();
+    assert_eq!(frr["remote-diagnostic"], "administratively down", "{frr}");
 }
 
 #[test]
@@ -421,19 +434,27 @@ fn packets_that_crossed_a_router_are_dropped_and_counted() {
     let to4 = SocketAddr::new(node4, 3784);
     let to6 = SocketAddr::new(node6, 3784);
     let hello = [control_packet(State::Down, 0)];
-    let unmatched = |reason: &str| node.handle.unmatched_drops().get(reason).copied();
+    let unmatched = |reason: &str, count: u64| {
+        eventually(Duration::from_secs(2), || {
+            node.handle.unmatched_drops().get(reason) == Some(&count)
+        })
+    };
 
     send_from(&lab, Host::Client, to4, 254, &hello);
     send_from(&lab, Host::Client, to6, 254, &hello);
-    assert!(eventually(Duration::from_secs(2), || unmatched(
-        "ttl_too_low"
-    ) == Some(2)));
+    assert!(
+        unmatched("ttl_too_low", 2),
+        "{:?}",
+        node.handle.unmatched_drops()
+    );
     // The same packets with TTL 255 get as far as the lookup, which knows no such peer.
     send_from(&lab, Host::Client, to4, 255, &hello);
     send_from(&lab, Host::Client, to6, 255, &hello);
-    assert!(eventually(Duration::from_secs(2), || unmatched(
-        "unknown_peer"
-    ) == Some(2)));
+    assert!(
+        unmatched("unknown_peer", 2),
+        "{:?}",
+        node.handle.unmatched_drops()
+    );
 
     // From the router's own address, "Down" addressed to our session: routed, so ignored.
     node.forget_events();
@@ -506,27 +527,13 @@ fn garbage_is_counted_and_dropped_without_disturbing_an_up_session() {
     let garbage = garbage();
     let total = |drops: &std::collections::BTreeMap<&str, u64>| drops.values().sum::<u64>();
 
-    send_from(
-        &lab,
-        Host::Client,
-        SocketAddr::new(node4, 3784),
-        255,
-        &garbage,
-    );
-    send_from(
-        &lab,
-        Host::Client,
-        SocketAddr::new(node6, 3784),
-        255,
-        &garbage,
-    );
-    send_from(
-        &lab,
-        Host::Router,
-        SocketAddr::new(node4, 3784),
-        255,
-        &garbage,
-    );
+    for (host, to) in [
+        (Host::Client, node4),
+        (Host::Client, node6),
+        (Host::Router, node4),
+    ] {
+        send_from(&lab, host, SocketAddr::new(to, 3784), 255, &garbage);
+    }
     let counted = eventually(Duration::from_secs(2), || {
         total(&node.handle.unmatched_drops()) == 2 * garbage.len() as u64
             && total(&node.status(router4).unwrap().drops) == garbage.len() as u64
