@@ -89,6 +89,15 @@ pub enum Error {
         detail: String,
     },
 
+    /// A command of a network lab (`lab.sh`, vtysh, arping, ip ...) failed.
+    #[error("lab command `{command}` failed: {detail}")]
+    Lab {
+        /// The command that was run.
+        command: String,
+        /// Exit status and stderr, or what was wrong with the output.
+        detail: String,
+    },
+
     /// A file-system or other I/O operation failed.
     #[error("{context}: {source}")]
     Io {

@@ -18,6 +18,8 @@
 //! A supervisor process (`metallb-testenv supervise`, see [`supervisor`]) owns etcd and
 //! kube-apiserver, so nothing outlives the test binary even when it panics or is killed.
 //! `hack/check-leftovers` verifies that after a test run.
+//!
+//! [`lab`] provides network labs (namespaces, a bridge, an FRR router) for the speaker.
 
 mod binaries;
 mod client;
@@ -25,6 +27,7 @@ mod control_plane;
 mod error;
 mod instance;
 mod kubeconfig;
+pub mod lab;
 mod namespace;
 mod pki;
 pub mod state;
