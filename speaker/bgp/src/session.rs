@@ -1,6 +1,7 @@
 //! One BGP session (RFC 4271 §8) as a sans-IO state machine, simplified for a speaker that
-//! only announces: it dials, never listens for a second connection (so no collision
-//! detection), and ignores the routes it receives after checking them.
+//! only announces: it has one connection at a time, dialed or (while between connections)
+//! accepted by the driver, so no collision detection, and it ignores the routes it receives
+//! after checking them.
 //!
 //! The driver owns the TCP connection and the clock. It calls [`Session::start`], dials when
 //! it sees [`Event::Dial`], reports the outcome with [`Session::handle_connected`] or

@@ -199,4 +199,23 @@ mod tests {
         let hops = next_hops("::ffff:127.0.0.1".parse().expect("an address"));
         assert_eq!(hops.ipv4, Some(Ipv4Addr::LOCALHOST));
     }
+
+    #[test]
+    fn an_accepted_ipv4_connection_on_a_dual_stack_listener_takes_the_ttl() {
+        let listener = std::net::TcpListener::bind("[::]:0").expect("a dual-stack listener");
+        let port = listener.local_addr().expect("an address").port();
+        let _client = std::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port)).expect("a client");
+        let (accepted, remote) = listener.accept().expect("the connection");
+        let options = PeerOptions {
+            name: "router".to_owned(),
+            address: remote.ip().to_canonical(),
+            port: 179,
+            source: None,
+            session: metallb_bgp::Config::new(64500, PeerAsn::Exact(64512), Ipv4Addr::LOCALHOST),
+            password: None,
+            ebgp_multihop: false,
+        };
+        set_ttl(SockRef::from(&accepted), remote.ip(), &options).expect("the ttl is set");
+        assert_eq!(SockRef::from(&accepted).ttl_v4().expect("the ttl"), 1);
+    }
 }

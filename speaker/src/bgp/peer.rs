@@ -203,6 +203,7 @@ impl PeerTask {
                 }
             }
             let Some(event) = self.session.poll_event() else {
+                self.tear_down = None;
                 return;
             };
             self.event(event);
@@ -230,7 +231,6 @@ impl PeerTask {
                 let label = self.label(&reason);
                 info!(peer = %name, reason = %label, "bgp session down");
                 self.last_down = Some(label);
-                self.tear_down = None;
             }
         }
     }
