@@ -8,7 +8,7 @@
 use std::{
     collections::BTreeSet,
     future::Future,
-    net::SocketAddr,
+    net::{IpAddr, SocketAddr},
     time::{Duration, Instant},
 };
 
@@ -423,6 +423,66 @@ print(outcome, int((time.monotonic() - start) * 1000))";
             "{stdout}"
         );
         assert_eq!(our_state(&handle), "established");
+        handle.shutdown().await;
+        task.await.expect("the driver ends");
+    });
+}
+
+#[test]
+fn a_removed_peer_gets_cease_and_is_forgotten() {
+    let lab = lab(None);
+    in_host(&lab, Host::Node(1), || async {
+        let (handle, task) = spawn_driver();
+        handle.add_peer(peer(1, ROUTER_V4, None));
+        handle.announce("router", net(PREFIX_V4), route(None));
+        established(&lab, &handle, "192.168.250.11").await;
+        wait_for("the prefix", WAIT, || frr_path(&lab, PREFIX_V4)).await;
+        handle.remove_peer("router");
+        wait_for("the router to lose the session", WAIT, || {
+            (frr_state(&lab, "192.168.250.11") != "Established").then_some(())
+        })
+        .await;
+        let neighbor = neighbor(&lab, "192.168.250.11");
+        assert_eq!(
+            neighbor["lastNotificationReason"], "Cease/Administrative Shutdown",
+            "{neighbor}"
+        );
+        assert_eq!(frr_path(&lab, PREFIX_V4), None);
+        assert!(handle.status().is_empty());
+        handle.shutdown().await;
+        task.await.expect("the driver ends");
+    });
+}
+
+/// The design's target: 10,000 service addresses at the peer within 2 s of starting. A freshly
+/// configured FRR neighbour waits about 1 s (its start timer) before it answers, so the time
+/// from Established is printed too.
+#[test]
+fn ten_thousand_prefixes_reach_the_router_within_two_seconds() {
+    let lab = lab(None);
+    in_host(&lab, Host::Node(1), || async {
+        let (handle, task) = spawn_driver();
+        let start = Instant::now();
+        handle.add_peer(peer(1, ROUTER_V4, None));
+        for index in 0..10_000u32 {
+            let address = std::net::Ipv4Addr::from(0x0a00_0000 + index);
+            handle.announce("router", IpNet::from(IpAddr::V4(address)), route(None));
+        }
+        let established = established(&lab, &handle, "192.168.250.11").await;
+        let at_established = Instant::now();
+        wait_for("10,000 prefixes at the router", WAIT, || {
+            let neighbor = neighbor(&lab, "192.168.250.11");
+            let accepted = &neighbor["addressFamilyInfo"]["ipv4Unicast"]["acceptedPrefixCounter"];
+            (accepted.as_u64() == Some(10_000)).then_some(())
+        })
+        .await;
+        let (total, after) = (start.elapsed(), at_established.elapsed());
+        let updates = handle.status()[0].updates_sent;
+        println!(
+            "10,000 prefixes in {updates} updates: established after {established:?}, \
+             all at the router {after:?} later, {total:?} in all"
+        );
+        assert!(total < Duration::from_secs(2) + established, "{total:?}");
         handle.shutdown().await;
         task.await.expect("the driver ends");
     });
