@@ -355,6 +355,11 @@ impl Notification {
         Self::new(Self::CEASE, 4)
     }
 
+    /// Cease, BFD Down (6/10, RFC 9384): BFD declared the forwarding path down.
+    pub fn bfd_down() -> Self {
+        Self::new(Self::CEASE, 10)
+    }
+
     fn new(code: u8, subcode: u8) -> Self {
         Self {
             code,

@@ -1,6 +1,7 @@
 //! One BGP session (RFC 4271 §8) as a sans-IO state machine, simplified for a speaker that
-//! only announces: it dials, never listens for a second connection (so no collision
-//! detection), and ignores the routes it receives after checking them.
+//! only announces: it has one connection at a time, dialed or (while between connections)
+//! accepted by the driver, so no collision detection, and it ignores the routes it receives
+//! after checking them.
 //!
 //! The driver owns the TCP connection and the clock. It calls [`Session::start`], dials when
 //! it sees [`Event::Dial`], reports the outcome with [`Session::handle_connected`] or
@@ -157,6 +158,18 @@ pub enum Cease {
     Shutdown,
     /// Cease 6/4: the session restarts with new settings.
     Reset,
+    /// Cease 6/10 (RFC 9384): BFD saw the path fail.
+    BfdDown,
+}
+
+impl Cease {
+    fn notification(self) -> Notification {
+        match self {
+            Self::Shutdown => Notification::administrative_shutdown(),
+            Self::Reset => Notification::administrative_reset(),
+            Self::BfdDown => Notification::bfd_down(),
+        }
+    }
 }
 
 /// The timers and encoding agreed in the OPEN exchange.
@@ -184,6 +197,8 @@ pub struct Session {
     keepalive_at: Option<Instant>,
     /// Connection attempts that failed since the session was last Established.
     failures: u32,
+    updates_sent: u64,
+    updates_received: u64,
 }
 
 impl Session {
@@ -202,6 +217,8 @@ impl Session {
             hold_at: None,
             keepalive_at: None,
             failures: 0,
+            updates_sent: 0,
+            updates_received: 0,
         }
     }
 
@@ -216,18 +233,29 @@ impl Session {
     /// Stops the session: a connected peer gets the Cease NOTIFICATION, and the session stays
     /// Idle until [`Session::start`].
     pub fn stop(&mut self, cease: Cease) {
-        let notification = match cease {
-            Cease::Shutdown => Notification::administrative_shutdown(),
-            Cease::Reset => Notification::administrative_reset(),
-        };
-        let connected = matches!(
-            self.state,
-            State::OpenSent | State::OpenConfirm | State::Established
-        );
-        let send = connected.then(|| notification.clone());
+        let notification = cease.notification();
+        let send = self.is_connected().then(|| notification.clone());
         self.disconnect(DownReason::Stopped(notification), send);
         self.state = State::Idle;
         self.connect_retry_at = None;
+    }
+
+    /// Closes the connection at once, with the Cease NOTIFICATION if connected, and dials
+    /// again after the back-off as after any failure. For a path that BFD found broken.
+    /// Ignored while stopped.
+    pub fn reset(&mut self, now: Instant, cease: Cease) {
+        if self.state == State::Idle {
+            return;
+        }
+        let notification = cease.notification();
+        let send = self.is_connected().then(|| notification.clone());
+        self.fail(now, DownReason::Stopped(notification), send);
+    }
+
+    /// Replaces the settings. They apply from the next connection, so a driver changing them
+    /// stops the session first and starts it again; the prefixes stay.
+    pub fn reconfigure(&mut self, config: Config) {
+        self.config = config;
     }
 
     /// The TCP connection is up (dialed, or accepted from the peer while Connect or Active).
@@ -311,6 +339,7 @@ impl Session {
         if let (State::Established, Some(negotiated)) = (self.state, self.negotiated) {
             let updates = self.rib.flush(&negotiated.peer);
             if !updates.is_empty() {
+                self.updates_sent += updates.len() as u64;
                 for update in updates {
                     self.send(Message::Update(Box::new(update)));
                 }
@@ -380,6 +409,16 @@ impl Session {
             .map(|negotiated| negotiated.hold.unwrap_or_default())
     }
 
+    /// UPDATE messages sent since the session was created.
+    pub fn updates_sent(&self) -> u64 {
+        self.updates_sent
+    }
+
+    /// UPDATE messages received since the session was created.
+    pub fn updates_received(&self) -> u64 {
+        self.updates_received
+    }
+
     fn is_connected(&self) -> bool {
         matches!(
             self.state,
@@ -443,7 +482,8 @@ impl Session {
             }
             // Received routes are checked by the parser and otherwise ignored: this speaker
             // only announces. A treat-as-withdraw UPDATE needs no action for the same reason.
-            (State::Established, Message::Keepalive | Message::Update(_)) => {}
+            (State::Established, Message::Keepalive) => {}
+            (State::Established, Message::Update(_)) => self.updates_received += 1,
             (state, _) => {
                 let subcode = match state {
                     State::OpenSent => 1,

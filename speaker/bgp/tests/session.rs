@@ -249,3 +249,77 @@ fn stopping_before_the_peer_answers_sends_admin_reset_when_asked() {
     assert_eq!(session.state(), State::Idle);
     assert_eq!(session.poll_timeout(), None);
 }
+
+#[test]
+fn a_reset_sends_bfd_down_closes_and_dials_again_after_a_second() {
+    let now = Instant::now();
+    let mut session = connected(config(64500), now);
+    session.handle_bytes(now, &peer_open(9, true));
+    session.handle_bytes(now, &Message::Keepalive.encode(AsWidth::Four));
+    sent(&mut session, now);
+    assert_eq!(events(&mut session), vec![Event::Established]);
+    session.reset(now, Cease::BfdDown);
+    assert_eq!(
+        sent(&mut session, now),
+        vec![Message::Notification(Notification::bfd_down())]
+    );
+    let reason = DownReason::Stopped(Notification::bfd_down());
+    assert_eq!(
+        events(&mut session),
+        vec![Event::Close(reason.clone()), Event::Down(reason)]
+    );
+    assert_eq!(session.state(), State::Active);
+    let retry = now + Duration::from_secs(1);
+    assert_eq!(session.poll_timeout(), Some(retry));
+    session.handle_timeout(retry);
+    assert_eq!(events(&mut session), vec![Event::Dial]);
+}
+
+#[test]
+fn a_reset_while_dialing_abandons_the_dial_without_a_notification() {
+    let now = Instant::now();
+    let mut session = Session::new(config(64500));
+    session.start();
+    events(&mut session);
+    session.reset(now, Cease::BfdDown);
+    assert_eq!(sent(&mut session, now), vec![]);
+    let reason = DownReason::Stopped(Notification::bfd_down());
+    assert_eq!(events(&mut session), vec![Event::Close(reason)]);
+    assert_eq!(session.state(), State::Active);
+}
+
+#[test]
+fn reconfigured_settings_apply_to_the_next_open() {
+    let now = Instant::now();
+    let mut session = connected(config(64500), now);
+    sent(&mut session, now);
+    session.stop(Cease::Reset);
+    sent(&mut session, now);
+    session.reconfigure(config(64501));
+    session.start();
+    events(&mut session);
+    session.handle_connected(now, NextHops::default());
+    match sent(&mut session, now).as_slice() {
+        [Message::Open(open)] => assert_eq!(open.asn(), 64501),
+        other => panic!("expected one OPEN, got {other:?}"),
+    }
+}
+
+#[test]
+fn updates_are_counted_both_ways() {
+    let now = Instant::now();
+    let mut session = connected(config(64500), now);
+    session.handle_bytes(now, &peer_open(9, true));
+    session.handle_bytes(now, &Message::Keepalive.encode(AsWidth::Four));
+    session.announce(
+        "192.168.250.210/32".parse().expect("a prefix"),
+        metallb_bgp::Route::default(),
+    );
+    sent(&mut session, now);
+    let end_of_rib = metallb_bgp::Update::default();
+    session.handle_bytes(
+        now,
+        &Message::Update(Box::new(end_of_rib)).encode(AsWidth::Four),
+    );
+    assert_eq!((session.updates_sent(), session.updates_received()), (1, 1));
+}
