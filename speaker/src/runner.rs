@@ -1,1 +1,312 @@
-//! Placeholder, filled in by its owner.
+//! Runs the drivers from a static configuration: applies the plan, re-reads the file on SIGHUP
+//! and applies only the differences, serves the state on a control socket, and leaves the way
+//! DESIGN 7.4 asks on SIGTERM (GRACEFUL_SHUTDOWN community, the delay, then Cease).
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use anyhow::Context as _;
+use metallb_bfd::Hop;
+use metallb_l2::Schedule;
+use serde_json::{Value, json};
+use tokio::{
+    io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
+    net::UnixListener,
+    signal::unix::{SignalKind, signal},
+};
+use tracing::{error, info, warn};
+
+use crate::{
+    bfd::{self, BfdHandle},
+    bgp::{self, BgpHandle, PeerOptions},
+    config::{self, PeerPlan, Plan},
+    l2::{self, L2Handle, L2Options},
+};
+
+/// How long the drivers get to say goodbye before the process exits anyway.
+const EXIT_GRACE: Duration = Duration::from_secs(5);
+
+/// What `metallb-speaker run` was started with.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// The static configuration file.
+    pub config: PathBuf,
+    /// Unix socket serving `metallb-speaker show`; none when unset.
+    pub control: Option<PathBuf>,
+    /// On SIGTERM, announce every route with GRACEFUL_SHUTDOWN and wait before withdrawing.
+    pub graceful_shutdown: bool,
+    /// How long to wait with the community on before withdrawing.
+    pub graceful_shutdown_delay: Duration,
+}
+
+/// The drivers and the plan they currently carry out.
+struct Engine {
+    l2: L2Handle,
+    bfd: BfdHandle,
+    bgp: BgpHandle,
+    current: Plan,
+}
+
+/// Runs until SIGTERM or SIGINT. A configuration refused at start-up is an error; one refused
+/// on reload is logged and the running one stays.
+pub async fn run(options: RunOptions) -> anyhow::Result<()> {
+    let plan = config::load(&options.config)?;
+    let schedule = Schedule {
+        refresh: plan.l2_refresh,
+        ..Schedule::default()
+    };
+    let (l2, l2_task) = l2::spawn(L2Options {
+        interfaces: plan.interfaces.clone(),
+        schedule,
+    })
+    .context("starting the ARP/NDP responder")?;
+    let (bfd, bfd_task) = bfd::spawn().context("starting BFD")?;
+    let (bgp, bgp_task) = bgp::spawn(plan.listen).context("starting BGP")?;
+    let mut engine = Engine {
+        l2,
+        bfd,
+        bgp,
+        current: Plan::default(),
+    };
+    engine.apply(plan);
+    info!(config = %options.config.display(), "speaker running");
+
+    if let Some(path) = &options.control {
+        let listener = bind_control(path)?;
+        let (l2, bfd, bgp) = (engine.l2.clone(), engine.bfd.clone(), engine.bgp.clone());
+        tokio::spawn(serve_control(listener, l2, bfd, bgp));
+    }
+
+    let mut hangup = signal(SignalKind::hangup())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    loop {
+        tokio::select! {
+            _ = hangup.recv() => match config::load(&options.config) {
+                Ok(plan) => engine.reload(plan),
+                Err(error) => error!(%error, "configuration refused; the running one stays"),
+            },
+            _ = terminate.recv() => break,
+            _ = interrupt.recv() => break,
+        }
+    }
+
+    engine.leave(&options).await;
+    for (name, task) in [("l2", l2_task), ("bfd", bfd_task), ("bgp", bgp_task)] {
+        if tokio::time::timeout(EXIT_GRACE, task).await.is_err() {
+            warn!(driver = name, "driver did not stop in time");
+        }
+    }
+    if let Some(path) = &options.control {
+        let _ = std::fs::remove_file(path);
+    }
+    info!("speaker stopped");
+    Ok(())
+}
+
+impl Engine {
+    /// A re-read configuration: settings that only a restart can change are reported.
+    fn reload(&mut self, plan: Plan) {
+        if plan.listen != self.current.listen {
+            warn!("listen changed; it takes effect after a restart");
+        }
+        if plan.interfaces != self.current.interfaces || plan.l2_refresh != self.current.l2_refresh
+        {
+            warn!("interfaces or l2Refresh changed; they take effect after a restart");
+        }
+        info!(
+            prefixes = config::prefixes(&plan).len(),
+            l2 = plan.l2.len(),
+            "configuration reloaded"
+        );
+        self.apply(plan);
+    }
+
+    /// Moves the drivers from the current plan to `plan`, touching only what differs.
+    fn apply(&mut self, plan: Plan) {
+        let old = std::mem::take(&mut self.current.peers);
+        for (name, before) in &old {
+            if !plan.peers.contains_key(name) {
+                self.bgp.remove_peer(name);
+                if before.bfd.is_some() {
+                    self.bfd.remove_peer(before.address);
+                }
+            }
+        }
+        for (name, peer) in &plan.peers {
+            let before = old.get(name);
+            self.apply_peer(before, peer);
+        }
+
+        for ip in self.current.l2.keys() {
+            if !plan.l2.contains_key(ip) {
+                self.l2.release(*ip);
+            }
+        }
+        for (ip, allowed) in &plan.l2 {
+            if self.current.l2.get(ip) != Some(allowed) {
+                self.l2.announce(*ip, allowed.clone());
+            }
+        }
+        self.current = plan;
+    }
+
+    fn apply_peer(&self, before: Option<&PeerPlan>, peer: &PeerPlan) {
+        let session_changed = before.is_none_or(|b| !same_session(b, peer));
+        if session_changed {
+            self.bgp.add_peer(peer_options(peer));
+        }
+
+        let bfd_changed = before.is_none_or(|b| {
+            (b.bfd, b.address, b.source, b.ebgp_multihop)
+                != (peer.bfd, peer.address, peer.source, peer.ebgp_multihop)
+        });
+        if bfd_changed {
+            if let Some(b) = before.filter(|b| b.bfd.is_some() && b.address != peer.address) {
+                self.bfd.remove_peer(b.address);
+            }
+            match peer.bfd {
+                Some(profile) => {
+                    let hop = if peer.ebgp_multihop {
+                        Hop::Multi
+                    } else {
+                        Hop::Single
+                    };
+                    let (bgp, name) = (self.bgp.clone(), peer.name.clone());
+                    // RFC 5882: only a failed path takes BGP down, not an administrative stop.
+                    let sink: bfd::EventSink = Box::new(move |event| {
+                        if let metallb_bfd::Event::Down(cause) = event
+                            && cause.is_failure()
+                        {
+                            bgp.tear_down(&name, "bfd_down");
+                        }
+                    });
+                    self.bfd
+                        .add_peer(peer.address, peer.source, hop, profile, sink);
+                }
+                None => {
+                    if before.is_some_and(|b| b.bfd.is_some() && b.address == peer.address) {
+                        self.bfd.remove_peer(peer.address);
+                    }
+                }
+            }
+        }
+
+        let empty = BTreeMap::new();
+        let old_routes = if session_changed {
+            &empty
+        } else {
+            before.map_or(&empty, |b| &b.routes)
+        };
+        for prefix in old_routes.keys() {
+            if !peer.routes.contains_key(prefix) {
+                self.bgp.withdraw(&peer.name, *prefix);
+            }
+        }
+        for (prefix, route) in &peer.routes {
+            if old_routes.get(prefix) != Some(route) {
+                self.bgp.announce(&peer.name, *prefix, route.clone());
+            }
+        }
+    }
+
+    /// SIGTERM: stop answering in layer 2, keep the BGP routes up with GRACEFUL_SHUTDOWN for
+    /// the delay so routers move traffic away first, then Cease every session.
+    async fn leave(&self, options: &RunOptions) {
+        info!(graceful = options.graceful_shutdown, "speaker leaving");
+        self.l2.shutdown();
+        if options.graceful_shutdown && !self.current.peers.is_empty() {
+            self.bgp.set_graceful_shutdown(true);
+            info!(delay = ?options.graceful_shutdown_delay, "graceful shutdown community announced");
+            tokio::time::sleep(options.graceful_shutdown_delay).await;
+        }
+        self.bgp.shutdown().await;
+        self.bfd.shutdown();
+    }
+}
+
+/// Whether two plans of one peer need no session restart (routes aside).
+fn same_session(a: &PeerPlan, b: &PeerPlan) -> bool {
+    (
+        a.address,
+        a.port,
+        a.source,
+        &a.session,
+        &a.password,
+        a.ebgp_multihop,
+    ) == (
+        b.address,
+        b.port,
+        b.source,
+        &b.session,
+        &b.password,
+        b.ebgp_multihop,
+    )
+}
+
+fn peer_options(peer: &PeerPlan) -> PeerOptions {
+    PeerOptions {
+        name: peer.name.clone(),
+        address: peer.address,
+        port: peer.port,
+        source: peer.source,
+        session: peer.session.clone(),
+        password: peer.password.clone(),
+        ebgp_multihop: peer.ebgp_multihop,
+    }
+}
+
+fn bind_control(path: &Path) -> anyhow::Result<UnixListener> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    // A socket left by a speaker that was killed; a live one would still answer.
+    if std::os::unix::net::UnixStream::connect(path).is_err() {
+        let _ = std::fs::remove_file(path);
+    }
+    UnixListener::bind(path)
+        .with_context(|| format!("binding the control socket {}", path.display()))
+}
+
+/// Answers one request per connection: a line naming `bgp`, `bfd`, `l2` or `all`, then the
+/// state as JSON.
+async fn serve_control(listener: UnixListener, l2: L2Handle, bfd: BfdHandle, bgp: BgpHandle) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let (l2, bfd, bgp) = (l2.clone(), bfd.clone(), bgp.clone());
+        tokio::spawn(async move {
+            let (read, mut write) = stream.into_split();
+            let mut line = String::new();
+            // Requests are one word; a longer line is cut off.
+            let mut reader = BufReader::new(read.take(64));
+            if tokio::time::timeout(Duration::from_secs(2), reader.read_line(&mut line))
+                .await
+                .is_err()
+            {
+                return;
+            }
+            let state = |what: &str| -> Value {
+                match what {
+                    "bgp" => json!(bgp.status()),
+                    "bfd" => json!(bfd.status()),
+                    "l2" => json!(l2.status()),
+                    _ => Value::Null,
+                }
+            };
+            let what = line.trim();
+            let answer = match what {
+                "all" => json!({ "bgp": state("bgp"), "bfd": state("bfd"), "l2": state("l2") }),
+                "bgp" | "bfd" | "l2" => state(what),
+                other => {
+                    json!({ "error": format!("unknown request {other:?}: ask for bgp, bfd, l2 or all") })
+                }
+            };
+            let _ = write.write_all(format!("{answer}\n").as_bytes()).await;
+        });
+    }
+}

@@ -1,0 +1,389 @@
+//! The speaker in the lab against FRR, measured in one run and printed as a table:
+//!
+//!   cargo bench -p metallb-speaker --bench lab
+//!
+//! - 10,000 IPv4 prefixes: time from FRR calling the session Established until it holds all of
+//!   them, for our speaker and for BIRD announcing the same prefixes to the same FRR;
+//! - latency from adding one prefix (configuration re-read on SIGHUP) to the route in the
+//!   router's kernel, and of withdrawing it;
+//! - BFD detection of a cut link at 10 ms x 3 and 300 ms x 3, seen by our speaker;
+//! - the speaker's memory, idle and holding 10,000 prefixes.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::{
+    fmt::Write as _,
+    io::{BufRead, BufReader},
+    net::{IpAddr, Ipv4Addr},
+    process::Stdio,
+    sync::mpsc,
+    thread,
+    time::{Duration, Instant},
+};
+
+use common::{Speaker, frr_bfd_status, wait_established, wait_for};
+use metallb_testenv::lab::{Host, Lab, LabOptions};
+use serde_json::Value;
+
+const PREFIXES: usize = 10_000;
+const LATENCY_RUNS: usize = 10;
+const BFD_RUNS: usize = 5;
+const SECOND: Duration = Duration::from_secs(1);
+
+fn prefix(i: usize) -> Ipv4Addr {
+    Ipv4Addr::new(172, 16, (i / 256) as u8, (i % 256) as u8)
+}
+
+fn speaker_config(
+    source: Ipv4Addr,
+    bfd: Option<u32>,
+    prefixes: impl Iterator<Item = String>,
+) -> String {
+    let mut text = String::new();
+    if let Some(ms) = bfd {
+        writeln!(
+            text,
+            "bfdProfiles:\n  - name: bench\n    receiveInterval: {ms}\n    transmitInterval: {ms}\n    detectMultiplier: 3"
+        )
+        .unwrap();
+    }
+    writeln!(
+        text,
+        "peers:\n  - name: router\n    myASN: 64500\n    peerASN: 64512\n    peerAddress: 192.168.250.1\n    sourceAddress: {source}\n    holdTime: 9s\n    connectTime: 1s"
+    )
+    .unwrap();
+    if bfd.is_some() {
+        text.push_str("    bfdProfile: bench\n");
+    }
+    let prefixes: Vec<String> = prefixes.collect();
+    if !prefixes.is_empty() {
+        writeln!(
+            text,
+            "bgpAdvertisements:\n  - prefixes: [{}]",
+            prefixes.join(", ")
+        )
+        .unwrap();
+    }
+    text
+}
+
+fn all_prefixes() -> impl Iterator<Item = String> {
+    (0..PREFIXES).map(|i| format!("{}/32", prefix(i)))
+}
+
+/// Prefixes FRR accepted from `neighbour`.
+fn received(lab: &Lab, neighbour: IpAddr) -> u64 {
+    let summary = lab
+        .vtysh_json("show bgp ipv4 unicast summary json")
+        .unwrap_or(Value::Null);
+    summary["peers"][neighbour.to_string()]["pfxRcd"]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+/// From FRR's Established to FRR holding every prefix, and from the start to the same moment.
+struct Convergence {
+    established: Duration,
+    all: Duration,
+}
+
+fn converge(lab: &Lab, neighbour: IpAddr, start: Instant) -> Convergence {
+    let established = wait_established(lab, neighbour, 60 * SECOND).expect("the session comes up");
+    let at_established = start + established;
+    let all = wait_for(60 * SECOND, Duration::from_millis(10), || {
+        (received(lab, neighbour) >= PREFIXES as u64).then(|| at_established.elapsed())
+    })
+    .expect("FRR gets every prefix");
+    Convergence { established, all }
+}
+
+/// What our speaker's run measured.
+struct Ours {
+    convergence: Convergence,
+    /// RSS and peak in KiB with an idle session, and with every prefix announced.
+    idle: (u64, u64),
+    loaded: (u64, u64),
+    add: Vec<Duration>,
+    remove: Vec<Duration>,
+}
+
+fn ours_10k(lab: &Lab, dir: &std::path::Path) -> Ours {
+    let node = Host::Node(1);
+    let source = Lab::address(node).0;
+    // Idle: the session up, nothing announced.
+    let idle = {
+        let speaker = Speaker::start(
+            lab,
+            node,
+            dir,
+            &speaker_config(source, None, std::iter::empty()),
+            &[],
+        );
+        wait_established(lab, source.into(), 30 * SECOND).expect("idle session");
+        thread::sleep(SECOND);
+        let memory = speaker.memory_kib();
+        speaker.terminate();
+        wait_for(10 * SECOND, Duration::from_millis(50), || {
+            (common::frr_state(lab, source.into()) != "Established").then_some(())
+        });
+        memory
+    };
+
+    let start = Instant::now();
+    let speaker = Speaker::start(
+        lab,
+        node,
+        dir,
+        &speaker_config(source, None, all_prefixes()),
+        &[],
+    );
+    let convergence = converge(lab, source.into(), start);
+    let loaded = speaker.memory_kib();
+
+    // One prefix more, then one less, each watched for in the router's kernel table.
+    let monitor = RouteMonitor::start(lab);
+    let (mut add, mut remove) = (Vec::new(), Vec::new());
+    for run in 0..LATENCY_RUNS {
+        let extra = format!("172.17.0.{}/32", run + 1);
+        let with = speaker_config(source, None, all_prefixes().chain([extra.clone()]));
+        let without = speaker_config(source, None, all_prefixes());
+        let needle = format!("172.17.0.{} ", run + 1);
+        monitor.drain();
+        let t = Instant::now();
+        speaker.reload(&with);
+        add.push(
+            monitor
+                .wait(|line| line.starts_with(&needle), t)
+                .expect("route added"),
+        );
+        thread::sleep(Duration::from_millis(200));
+        monitor.drain();
+        let t = Instant::now();
+        speaker.reload(&without);
+        remove.push(
+            monitor
+                .wait(|line| line.starts_with(&format!("Deleted {needle}")), t)
+                .expect("route removed"),
+        );
+        thread::sleep(Duration::from_millis(200));
+    }
+    speaker.terminate();
+    Ours {
+        convergence,
+        idle,
+        loaded,
+        add,
+        remove,
+    }
+}
+
+/// Lines of `ip monitor route` in the router's namespace, timestamped on arrival.
+struct RouteMonitor {
+    lines: mpsc::Receiver<(Instant, String)>,
+    child: std::process::Child,
+}
+
+impl RouteMonitor {
+    fn start(lab: &Lab) -> RouteMonitor {
+        let mut child = lab
+            .command(Host::Router, "ip")
+            .args(["monitor", "route"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send((Instant::now(), line)).is_err() {
+                    break;
+                }
+            }
+        });
+        thread::sleep(Duration::from_millis(200));
+        RouteMonitor { lines, child }
+    }
+
+    fn drain(&self) {
+        while self.lines.try_recv().is_ok() {}
+    }
+
+    fn wait(&self, matches: impl Fn(&str) -> bool, since: Instant) -> Option<Duration> {
+        let deadline = Instant::now() + 10 * SECOND;
+        while let Ok((at, line)) = self
+            .lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            if matches(&line) {
+                return Some(at - since);
+            }
+        }
+        None
+    }
+}
+
+impl Drop for RouteMonitor {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn bird_10k(lab: &Lab, dir: &std::path::Path) -> Convergence {
+    let node = Host::Node(2);
+    let source = Lab::address(node).0;
+    let mut config =
+        format!("router id {source};\nprotocol device {{}}\nprotocol static {{\n  ipv4;\n");
+    for i in 0..PREFIXES {
+        writeln!(config, "  route {}/32 blackhole;", prefix(i)).unwrap();
+    }
+    writeln!(
+        config,
+        "}}\nprotocol bgp router {{\n  local {source} as 64500;\n  neighbor 192.168.250.1 as 64512;\n  hold time 9;\n  keepalive time 3;\n  connect delay time 1;\n  start delay time 1;\n  error wait time 2,10;\n  ipv4 {{ import none; export all; }};\n}}"
+    )
+    .unwrap();
+    let conf = dir.join("bird.conf");
+    std::fs::write(&conf, config).unwrap();
+    let (sock, pid) = (dir.join("bird.ctl"), dir.join("bird.pid"));
+    let start = Instant::now();
+    let _bird = lab
+        .spawn(
+            node,
+            "bird",
+            &[
+                "-f",
+                "-c",
+                conf.to_str().unwrap(),
+                "-s",
+                sock.to_str().unwrap(),
+                "-P",
+                pid.to_str().unwrap(),
+            ],
+        )
+        .unwrap();
+    converge(lab, source.into(), start)
+}
+
+/// Cuts node1's link `runs` times and reads how long our speaker took to log BFD down.
+fn bfd_detection(interval_ms: u32, dir: &std::path::Path) -> Vec<Duration> {
+    let lab = Lab::up(LabOptions {
+        bfd_rx_ms: interval_ms,
+        bfd_tx_ms: interval_ms,
+        bfd_multiplier: 3,
+        ..LabOptions::default()
+    })
+    .unwrap();
+    let node = Host::Node(1);
+    let source = Lab::address(node).0;
+    let speaker = Speaker::start(
+        &lab,
+        node,
+        dir,
+        &speaker_config(source, Some(interval_ms), std::iter::empty()),
+        &[],
+    );
+    let mut detections = Vec::new();
+    for _ in 0..BFD_RUNS {
+        wait_established(&lab, source.into(), 60 * SECOND).expect("session up");
+        wait_for(30 * SECOND, Duration::from_millis(20), || {
+            (frr_bfd_status(&lab, source.into()) == "up").then_some(())
+        })
+        .expect("BFD up on FRR");
+        wait_for(5 * SECOND, Duration::from_millis(10), || {
+            let ups = speaker.events("bfd session up").len();
+            (ups > speaker.events("bfd session down").len()).then_some(())
+        })
+        .expect("our BFD up");
+        let downs = speaker.events("bfd session down").len();
+        let start = Instant::now();
+        lab.link(node, false).unwrap();
+        let detected = wait_for(5 * SECOND, Duration::from_millis(1), || {
+            (speaker.events("bfd session down").len() > downs).then(|| start.elapsed())
+        })
+        .expect("BFD down");
+        detections.push(detected);
+        lab.link(node, true).unwrap();
+    }
+    speaker.terminate();
+    detections
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn spread(mut values: Vec<Duration>) -> String {
+    values.sort();
+    let median = values[values.len() / 2];
+    format!(
+        "median {}, min {}, max {} (n={})",
+        ms(median),
+        ms(values[0]),
+        ms(*values.last().unwrap()),
+        values.len()
+    )
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; any other argument filters nothing here.
+    let dir = tempfile::tempdir().unwrap();
+    let lab = Lab::up(LabOptions::default()).unwrap();
+    eprintln!(
+        "lab {} up; our speaker announces {PREFIXES} prefixes",
+        lab.name()
+    );
+    let Ours {
+        convergence: ours,
+        idle,
+        loaded,
+        add,
+        remove,
+    } = ours_10k(&lab, dir.path());
+    eprintln!("BIRD announces the same {PREFIXES} prefixes");
+    let bird = bird_10k(&lab, dir.path());
+    drop(lab);
+    eprintln!("BFD detection at 10 ms x 3");
+    let fast = bfd_detection(10, dir.path());
+    eprintln!("BFD detection at 300 ms x 3");
+    let slow = bfd_detection(300, dir.path());
+
+    println!("\n| measure | metallb-speaker | BIRD 2 |");
+    println!("|---|---:|---:|");
+    println!(
+        "| {PREFIXES} prefixes: Established -> all in FRR | {} | {} |",
+        ms(ours.all),
+        ms(bird.all)
+    );
+    println!(
+        "| {PREFIXES} prefixes: process start -> all in FRR | {} | {} |",
+        ms(ours.established + ours.all),
+        ms(bird.established + bird.all)
+    );
+    println!("\n| measure | result |");
+    println!("|---|---|");
+    println!(
+        "| add one prefix (SIGHUP, {PREFIXES} in config) -> router kernel route | {} |",
+        spread(add)
+    );
+    println!(
+        "| remove one prefix -> router kernel route gone | {} |",
+        spread(remove)
+    );
+    println!(
+        "| BFD 10 ms x 3: link cut -> speaker logs down | {} |",
+        spread(fast)
+    );
+    println!(
+        "| BFD 300 ms x 3: link cut -> speaker logs down | {} |",
+        spread(slow)
+    );
+    println!(
+        "| speaker memory, idle session (RSS / peak) | {} / {} KiB |",
+        idle.0, idle.1
+    );
+    println!(
+        "| speaker memory, {PREFIXES} prefixes (RSS / peak) | {} / {} KiB |",
+        loaded.0, loaded.1
+    );
+}

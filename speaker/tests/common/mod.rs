@@ -1,0 +1,200 @@
+//! The speaker binary in a lab node, and what the tests ask FRR. Shared by the lab tests and
+//! the lab benchmark.
+
+#![allow(dead_code)] // Each test binary uses its own part.
+
+use std::{
+    fs,
+    net::IpAddr,
+    path::{Path, PathBuf},
+    process::Command,
+    thread,
+    time::{Duration, Instant},
+};
+
+use metallb_testenv::lab::{Daemon, Host, Lab};
+use nix::{
+    sys::signal::{Signal, kill},
+    unistd::Pid,
+};
+use serde_json::Value;
+
+pub const SPEAKER: &str = env!("CARGO_BIN_EXE_metallb-speaker");
+
+/// Polls `check` every `every` until it returns `Some`, or gives up after `timeout`.
+pub fn wait_for<T>(
+    timeout: Duration,
+    every: Duration,
+    mut check: impl FnMut() -> Option<T>,
+) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check() {
+            return Some(value);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        thread::sleep(every);
+    }
+}
+
+/// A `metallb-speaker run` inside a lab host, with its configuration file, control socket and
+/// log (JSON lines) in a directory of the test.
+pub struct Speaker {
+    daemon: Daemon,
+    pub config: PathBuf,
+    pub control: PathBuf,
+}
+
+impl Speaker {
+    pub fn start(lab: &Lab, host: Host, dir: &Path, yaml: &str, extra: &[&str]) -> Speaker {
+        let config = dir.join(format!("{}.yaml", host.name()));
+        let control = dir.join(format!("{}.sock", host.name()));
+        fs::write(&config, yaml).unwrap();
+        let mut args = vec![
+            "run",
+            "--config",
+            config.to_str().unwrap(),
+            "--control",
+            control.to_str().unwrap(),
+            "--log-format",
+            "json",
+            "--log-level",
+            "debug",
+        ];
+        args.extend_from_slice(extra);
+        let daemon = lab.spawn(host, SPEAKER, &args).unwrap();
+        let speaker = Speaker {
+            daemon,
+            config,
+            control,
+        };
+        wait_for(Duration::from_secs(10), Duration::from_millis(20), || {
+            speaker.control.exists().then_some(())
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "the speaker never opened its control socket:\n{}",
+                speaker.log()
+            )
+        });
+        speaker
+    }
+
+    pub fn pid(&self) -> Pid {
+        Pid::from_raw(self.daemon.pid() as i32)
+    }
+
+    /// Rewrites the configuration and tells the speaker to re-read it.
+    pub fn reload(&self, yaml: &str) {
+        fs::write(&self.config, yaml).unwrap();
+        kill(self.pid(), Signal::SIGHUP).unwrap();
+    }
+
+    pub fn terminate(&self) {
+        kill(self.pid(), Signal::SIGTERM).unwrap();
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.daemon.is_running()
+    }
+
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.daemon.log()).unwrap_or_default()
+    }
+
+    /// Log lines (JSON objects) whose message is `message`.
+    pub fn events(&self, message: &str) -> Vec<Value> {
+        self.log()
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|event| event["message"] == message)
+            .collect()
+    }
+
+    /// `metallb-speaker show WHAT --json`.
+    pub fn show(&self, what: &str) -> Value {
+        let output = Command::new(SPEAKER)
+            .args(["show", what, "--json", "--control"])
+            .arg(&self.control)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "show {what}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).unwrap()
+    }
+
+    /// `metallb-speaker show WHAT` as a table.
+    pub fn show_table(&self, what: &str) -> String {
+        let output = Command::new(SPEAKER)
+            .args(["show", what, "--control"])
+            .arg(&self.control)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// Resident and peak memory in KiB, from /proc.
+    pub fn memory_kib(&self) -> (u64, u64) {
+        let status =
+            fs::read_to_string(format!("/proc/{}/status", self.daemon.pid())).unwrap_or_default();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0)
+        };
+        (field("VmRSS:"), field("VmHWM:"))
+    }
+}
+
+/// FRR's view of one prefix: its paths, or `None` when FRR does not have it.
+pub fn frr_route(lab: &Lab, prefix: &str) -> Option<Value> {
+    let family = if prefix.contains(':') { "ipv6" } else { "ipv4" };
+    let route = lab
+        .vtysh_json(&format!("show bgp {family} unicast {prefix} json"))
+        .ok()?;
+    route["paths"].as_array().filter(|p| !p.is_empty())?;
+    Some(route)
+}
+
+/// The `bgpState` FRR reports for a neighbour.
+pub fn frr_state(lab: &Lab, neighbour: IpAddr) -> String {
+    frr_neighbour(lab, neighbour)["bgpState"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned()
+}
+
+pub fn frr_neighbour(lab: &Lab, neighbour: IpAddr) -> Value {
+    lab.vtysh_json(&format!("show bgp neighbors {neighbour} json"))
+        .map(|v| v[neighbour.to_string()].clone())
+        .unwrap_or(Value::Null)
+}
+
+/// Waits until FRR calls the session with `neighbour` Established.
+pub fn wait_established(lab: &Lab, neighbour: IpAddr, timeout: Duration) -> Option<Duration> {
+    let start = Instant::now();
+    wait_for(timeout, Duration::from_millis(50), || {
+        (frr_state(lab, neighbour) == "Established").then(|| start.elapsed())
+    })
+}
+
+/// The BFD status FRR reports for `peer` (`up`, `down`, ...).
+pub fn frr_bfd_status(lab: &Lab, peer: IpAddr) -> String {
+    let peers = lab.vtysh_json("show bfd peers json").unwrap_or(Value::Null);
+    peers
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|p| p["peer"] == peer.to_string())
+        .and_then(|p| p["status"].as_str())
+        .unwrap_or("")
+        .to_owned()
+}
