@@ -46,6 +46,8 @@ use metallb_l2::AllowedInterfaces;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::bgp::PeerOptions;
+
 /// BGP port of a peer without `peerPort`.
 const BGP_PORT: u16 = 179;
 /// Hold time of a peer without `holdTime` (MetalLB's default).
@@ -154,21 +156,9 @@ pub struct StaticConfig {
 /// One peer, resolved: everything the drivers need.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PeerPlan {
-    /// The peer's name.
-    pub name: String,
-    /// Its address and port.
-    pub address: IpAddr,
-    /// TCP port.
-    pub port: u16,
-    /// Local address to connect from.
-    pub source: Option<IpAddr>,
-    /// ASNs, router ID and timers of the session.
-    pub session: metallb_bgp::Config,
-    /// TCP-MD5 password.
-    pub password: Option<String>,
-    /// eBGP multi-hop (also makes BFD multi-hop).
-    pub ebgp_multihop: bool,
-    /// BFD with this profile, when the peer names one.
+    /// How the BGP driver reaches the peer.
+    pub options: PeerOptions,
+    /// BFD with this profile, when the peer names one (multi-hop with `ebgpMultiHop`).
     pub bfd: Option<metallb_bfd::Profile>,
     /// What to announce to this peer.
     pub routes: BTreeMap<IpNet, Route>,
@@ -468,13 +458,15 @@ fn peer_plan(
         None => None,
     };
     Ok(PeerPlan {
-        name: name.to_owned(),
-        address,
-        port: spec.peer_port.unwrap_or(BGP_PORT),
-        source,
-        session,
-        password: spec.password.clone().filter(|p| !p.is_empty()),
-        ebgp_multihop: spec.ebgp_multi_hop.unwrap_or(false),
+        options: PeerOptions {
+            name: name.to_owned(),
+            address,
+            port: spec.peer_port.unwrap_or(BGP_PORT),
+            source,
+            session,
+            password: spec.password.clone().filter(|p| !p.is_empty()),
+            ebgp_multihop: spec.ebgp_multi_hop.unwrap_or(false),
+        },
         bfd,
         routes: BTreeMap::new(),
     })

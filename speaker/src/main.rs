@@ -193,10 +193,12 @@ fn table(value: &Value) -> String {
     let Some(first) = rows.first() else {
         return "(none)\n".to_owned();
     };
-    let columns: Vec<&String> = first
+    let mut columns: Vec<&String> = first
         .keys()
         .filter(|k| !first[*k].is_object() && !first[*k].is_array())
         .collect();
+    // The object's name (or address) first, then the rest in key order.
+    columns.sort_by_key(|c| !matches!(c.as_str(), "name" | "peer" | "ip"));
     let cell = |row: &serde_json::Map<String, Value>, column: &str| match row.get(column) {
         Some(Value::String(s)) => s.clone(),
         Some(Value::Null) | None => "-".to_owned(),

@@ -21,7 +21,7 @@ use tracing::{error, info, warn};
 
 use crate::{
     bfd::{self, BfdHandle},
-    bgp::{self, BgpHandle, PeerOptions},
+    bgp::{self, BgpHandle},
     config::{self, PeerPlan, Plan},
     l2::{self, L2Handle, L2Options},
 };
@@ -132,7 +132,7 @@ impl Engine {
             if !plan.peers.contains_key(name) {
                 self.bgp.remove_peer(name);
                 if before.bfd.is_some() {
-                    self.bfd.remove_peer(before.address);
+                    self.bfd.remove_peer(before.options.address);
                 }
             }
         }
@@ -155,60 +155,55 @@ impl Engine {
     }
 
     fn apply_peer(&self, before: Option<&PeerPlan>, peer: &PeerPlan) {
-        let session_changed = before.is_none_or(|b| !same_session(b, peer));
-        if session_changed {
-            self.bgp.add_peer(peer_options(peer));
+        let options = &peer.options;
+        // The driver restarts a peer whose options changed and keeps its prefixes.
+        if before.is_none_or(|b| b.options != *options) {
+            self.bgp.add_peer(options.clone());
         }
 
-        let bfd_changed = before.is_none_or(|b| {
-            (b.bfd, b.address, b.source, b.ebgp_multihop)
-                != (peer.bfd, peer.address, peer.source, peer.ebgp_multihop)
-        });
-        if bfd_changed {
-            if let Some(b) = before.filter(|b| b.bfd.is_some() && b.address != peer.address) {
-                self.bfd.remove_peer(b.address);
+        let bfd_inputs = |p: &PeerPlan| {
+            let o = &p.options;
+            (p.bfd, o.address, o.source, o.ebgp_multihop)
+        };
+        if before.is_none_or(|b| bfd_inputs(b) != bfd_inputs(peer)) {
+            let old_address = before
+                .filter(|b| b.bfd.is_some())
+                .map(|b| b.options.address);
+            if let Some(old) = old_address
+                && (old != options.address || peer.bfd.is_none())
+            {
+                self.bfd.remove_peer(old);
             }
-            match peer.bfd {
-                Some(profile) => {
-                    let hop = if peer.ebgp_multihop {
-                        Hop::Multi
-                    } else {
-                        Hop::Single
-                    };
-                    let (bgp, name) = (self.bgp.clone(), peer.name.clone());
-                    // RFC 5882: only a failed path takes BGP down, not an administrative stop.
-                    let sink: bfd::EventSink = Box::new(move |event| {
-                        if let metallb_bfd::Event::Down(cause) = event
-                            && cause.is_failure()
-                        {
-                            bgp.tear_down(&name, "bfd_down");
-                        }
-                    });
-                    self.bfd
-                        .add_peer(peer.address, peer.source, hop, profile, sink);
-                }
-                None => {
-                    if before.is_some_and(|b| b.bfd.is_some() && b.address == peer.address) {
-                        self.bfd.remove_peer(peer.address);
+            if let Some(profile) = peer.bfd {
+                let hop = if options.ebgp_multihop {
+                    Hop::Multi
+                } else {
+                    Hop::Single
+                };
+                let (bgp, name) = (self.bgp.clone(), options.name.clone());
+                // RFC 5882: only a failed path takes BGP down, not an administrative stop.
+                let sink: bfd::EventSink = Box::new(move |event| {
+                    if let metallb_bfd::Event::Down(cause) = event
+                        && cause.is_failure()
+                    {
+                        bgp.tear_down(&name, "bfd_down");
                     }
-                }
+                });
+                self.bfd
+                    .add_peer(options.address, options.source, hop, profile, sink);
             }
         }
 
         let empty = BTreeMap::new();
-        let old_routes = if session_changed {
-            &empty
-        } else {
-            before.map_or(&empty, |b| &b.routes)
-        };
+        let old_routes = before.map_or(&empty, |b| &b.routes);
         for prefix in old_routes.keys() {
             if !peer.routes.contains_key(prefix) {
-                self.bgp.withdraw(&peer.name, *prefix);
+                self.bgp.withdraw(&options.name, *prefix);
             }
         }
         for (prefix, route) in &peer.routes {
             if old_routes.get(prefix) != Some(route) {
-                self.bgp.announce(&peer.name, *prefix, route.clone());
+                self.bgp.announce(&options.name, *prefix, route.clone());
             }
         }
     }
@@ -225,37 +220,6 @@ impl Engine {
         }
         self.bgp.shutdown().await;
         self.bfd.shutdown();
-    }
-}
-
-/// Whether two plans of one peer need no session restart (routes aside).
-fn same_session(a: &PeerPlan, b: &PeerPlan) -> bool {
-    (
-        a.address,
-        a.port,
-        a.source,
-        &a.session,
-        &a.password,
-        a.ebgp_multihop,
-    ) == (
-        b.address,
-        b.port,
-        b.source,
-        &b.session,
-        &b.password,
-        b.ebgp_multihop,
-    )
-}
-
-fn peer_options(peer: &PeerPlan) -> PeerOptions {
-    PeerOptions {
-        name: peer.name.clone(),
-        address: peer.address,
-        port: peer.port,
-        source: peer.source,
-        session: peer.session.clone(),
-        password: peer.password.clone(),
-        ebgp_multihop: peer.ebgp_multihop,
     }
 }
 

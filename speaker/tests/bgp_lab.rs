@@ -454,7 +454,7 @@ fn a_removed_peer_gets_cease_and_is_forgotten() {
     });
 }
 
-/// 10,000 service addresses after a start leave packed into full UPDATEs (about 800 /32
+/// 10,000 service addresses, before and after Established, leave packed into full UPDATEs (about 800 /32
 /// prefixes fit in 4,096 bytes), not one message each. The timing is the benchmark's job
 /// (`cargo bench -p metallb-speaker --bench lab`); it is only printed here.
 #[test]
@@ -483,6 +483,20 @@ fn ten_thousand_prefixes_reach_the_router_packed_into_few_updates() {
              all at the router {after:?} later, {total:?} in all"
         );
         assert!(updates <= 16, "{updates} UPDATEs for 10,000 prefixes");
+
+        // The same on an established session: a burst of commands is taken as a whole.
+        for index in 0..10_000u32 {
+            let address = std::net::Ipv4Addr::from(0x0b00_0000 + index);
+            handle.announce("router", IpNet::from(IpAddr::V4(address)), route(None));
+        }
+        wait_for("20,000 prefixes at the router", WAIT, || {
+            let neighbor = neighbor(&lab, "192.168.250.11");
+            let accepted = &neighbor["addressFamilyInfo"]["ipv4Unicast"]["acceptedPrefixCounter"];
+            (accepted.as_u64() == Some(20_000)).then_some(())
+        })
+        .await;
+        let burst = handle.status()[0].updates_sent - updates;
+        assert!(burst <= 16, "{burst} UPDATEs for 10,000 more prefixes");
         handle.shutdown().await;
         task.await.expect("the driver ends");
     });

@@ -56,12 +56,18 @@ fn the_example_resolves_into_peers_routes_and_owned_addresses() {
     let plan = plan(EXAMPLE).unwrap();
     assert_eq!(plan.listen, Some("[::]:179".parse().unwrap()));
     let router = &plan.peers["router"];
-    assert_eq!(router.address, "192.168.250.1".parse::<IpAddr>().unwrap());
-    assert_eq!(router.port, 179);
-    assert_eq!(router.session.peer_asn, PeerAsn::Exact(64512));
-    assert_eq!(router.session.hold_time, Duration::from_secs(9));
-    assert_eq!(router.session.router_id.to_string(), "192.168.250.11");
-    assert_eq!(router.password.as_deref(), Some("labsecret"));
+    assert_eq!(
+        router.options.address,
+        "192.168.250.1".parse::<IpAddr>().unwrap()
+    );
+    assert_eq!(router.options.port, 179);
+    assert_eq!(router.options.session.peer_asn, PeerAsn::Exact(64512));
+    assert_eq!(router.options.session.hold_time, Duration::from_secs(9));
+    assert_eq!(
+        router.options.session.router_id.to_string(),
+        "192.168.250.11"
+    );
+    assert_eq!(router.options.password.as_deref(), Some("labsecret"));
     let bfd = router.bfd.expect("the peer names a BFD profile");
     assert_eq!(bfd.required_min_rx, Duration::from_millis(10));
     assert_eq!(bfd.desired_min_tx, Duration::from_millis(20));

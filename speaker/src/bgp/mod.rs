@@ -229,7 +229,18 @@ impl Manager {
                         let _ = done.send(());
                         return;
                     }
-                    Some(command) => self.handle(command),
+                    Some(command) => {
+                        self.handle(command);
+                        // Forward a whole burst at once, so each peer can take it as one.
+                        while let Ok(command) = commands.try_recv() {
+                            if let Command::Shutdown(done) = command {
+                                self.shutdown().await;
+                                let _ = done.send(());
+                                return;
+                            }
+                            self.handle(command);
+                        }
+                    }
                     None => return self.shutdown().await,
                 },
                 accepted = accept(self.listener.as_ref()) => match accepted {

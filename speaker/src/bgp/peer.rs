@@ -113,7 +113,12 @@ impl PeerTask {
             tokio::select! {
                 command = self.commands.recv() => match command {
                     Some(PeerCommand::Stop) | None => return self.stop().await,
-                    Some(command) => self.command(command),
+                    Some(command) => {
+                        self.command(command);
+                        if self.take_queued_commands().await {
+                            return self.stop().await;
+                        }
+                    }
                 },
                 io = io(&mut self.connection, &mut buffer) => match io {
                     Io::Dialed(dialed) => self.dialed(dialed),
@@ -124,6 +129,26 @@ impl PeerTask {
                 },
                 () = sleep(deadline) => self.session.handle_timeout(Instant::now()),
             }
+        }
+    }
+
+    /// Applies every command already queued, yielding so that commands still being forwarded
+    /// arrive too, before anything is transmitted: a burst of announcements then leaves as a
+    /// few full UPDATEs instead of one small UPDATE per prefix. Returns whether to stop.
+    async fn take_queued_commands(&mut self) -> bool {
+        loop {
+            let mut taken = false;
+            while let Ok(command) = self.commands.try_recv() {
+                if matches!(command, PeerCommand::Stop) {
+                    return true;
+                }
+                self.command(command);
+                taken = true;
+            }
+            if !taken {
+                return false;
+            }
+            tokio::task::yield_now().await;
         }
     }
 
