@@ -174,3 +174,31 @@ fn a_file_that_is_not_yaml_or_has_wrong_types_names_the_file() {
         ConfigError::Read { .. }
     ));
 }
+
+/// The `static_config` fuzz target's check on stable Rust: its corpus and every truncation and
+/// many single-character changes of it are accepted or refused, never a panic.
+#[test]
+fn truncated_and_mangled_files_are_refused_without_panicking() {
+    let corpus = concat!(env!("CARGO_MANIFEST_DIR"), "/../fuzz/corpus/static_config");
+    let mut texts: Vec<String> = vec![EXAMPLE.to_owned()];
+    for entry in std::fs::read_dir(corpus).unwrap() {
+        texts.push(std::fs::read_to_string(entry.unwrap().path()).unwrap());
+    }
+    let mut checked = 0;
+    for text in &texts {
+        let boundaries: Vec<usize> = text.char_indices().map(|(i, _)| i).collect();
+        for &end in &boundaries {
+            let _ = plan(&text[..end]);
+            checked += 1;
+        }
+        for (n, &at) in boundaries.iter().enumerate().step_by(3) {
+            let replacement = ["", ":", "-", "[", "\"", "{", "\n  ", "9999999999999"][n % 8];
+            let mut mangled = text.clone();
+            let len = mangled[at..].chars().next().map_or(0, char::len_utf8);
+            mangled.replace_range(at..at + len, replacement);
+            let _ = plan(&mangled);
+            checked += 1;
+        }
+    }
+    assert!(checked > 1000, "only {checked} variants");
+}
