@@ -177,7 +177,11 @@ fn latency<I: Iterator<Item = String>>(
 ) -> Latency {
     let routes = Monitor::start(lab, "ip", &["monitor", "route"]);
     let filter = format!("src host {source} and tcp dst port 179");
-    let wire = Monitor::start(lab, "tcpdump", &["-l", "--immediate-mode", "-n", "-i", "eth0", &filter]);
+    let wire = Monitor::start(
+        lab,
+        "tcpdump",
+        &["-l", "--immediate-mode", "-n", "-i", "eth0", &filter],
+    );
     let mut latency = Latency::default();
     for run in 0..LATENCY_RUNS {
         let extra = format!("172.17.0.{}/32", run + 1);
