@@ -3,19 +3,20 @@
 //! DESIGN 7.4 asks on SIGTERM (GRACEFUL_SHUTDOWN community, the delay, then Cease).
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet},
     path::{Path, PathBuf},
     time::Duration,
 };
 
 use anyhow::Context as _;
-use metallb_bfd::Hop;
+use metallb_bfd::{DownCause, Hop};
 use metallb_l2::Schedule;
 use serde_json::{Value, json};
 use tokio::{
     io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
     net::UnixListener,
     signal::unix::{SignalKind, signal},
+    time::MissedTickBehavior,
 };
 use tracing::{error, info, warn};
 
@@ -25,6 +26,9 @@ use crate::{
     config::{self, PeerPlan, Plan},
     l2::{self, L2Handle, L2Options},
 };
+
+/// How often peers waiting for BGP before BFD starts are looked at.
+const BFD_START_CHECK: Duration = Duration::from_millis(50);
 
 /// How long the drivers get to say goodbye before the process exits anyway.
 const EXIT_GRACE: Duration = Duration::from_secs(5);
@@ -48,6 +52,10 @@ struct Engine {
     bfd: BfdHandle,
     bgp: BgpHandle,
     current: Plan,
+    /// Peers whose BFD session runs. BFD starts once BGP has come up: FRR re-creates its BFD
+    /// session when BGP first comes up, and if ours was already Up, it tears BGP down with
+    /// Cease/BFD Down (6/10), a needless flap of every new session (seen in the lab).
+    bfd_started: BTreeSet<String>,
 }
 
 /// Runs until SIGTERM or SIGINT. A configuration refused at start-up is an error; one refused
@@ -70,6 +78,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
         bfd,
         bgp,
         current: Plan::default(),
+        bfd_started: BTreeSet::new(),
     };
     engine.apply(plan);
     info!(config = %options.config.display(), "speaker running");
@@ -83,8 +92,11 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
     let mut hangup = signal(SignalKind::hangup())?;
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut bfd_check = tokio::time::interval(BFD_START_CHECK);
+    bfd_check.set_missed_tick_behavior(MissedTickBehavior::Skip);
     loop {
         tokio::select! {
+            _ = bfd_check.tick() => engine.start_pending_bfd(),
             _ = hangup.recv() => match config::load(&options.config) {
                 Ok(plan) => engine.reload(plan),
                 Err(error) => error!(%error, "configuration refused; the running one stays"),
@@ -131,7 +143,7 @@ impl Engine {
         for (name, before) in &old {
             if !plan.peers.contains_key(name) {
                 self.bgp.remove_peer(name);
-                if before.bfd.is_some() {
+                if self.bfd_started.remove(name) {
                     self.bfd.remove_peer(before.options.address);
                 }
             }
@@ -154,7 +166,7 @@ impl Engine {
         self.current = plan;
     }
 
-    fn apply_peer(&self, before: Option<&PeerPlan>, peer: &PeerPlan) {
+    fn apply_peer(&mut self, before: Option<&PeerPlan>, peer: &PeerPlan) {
         let options = &peer.options;
         // The driver restarts a peer whose options changed and keeps its prefixes.
         if before.is_none_or(|b| b.options != *options) {
@@ -165,32 +177,17 @@ impl Engine {
             let o = &p.options;
             (p.bfd, o.address, o.source, o.ebgp_multihop)
         };
-        if before.is_none_or(|b| bfd_inputs(b) != bfd_inputs(peer)) {
-            let old_address = before
-                .filter(|b| b.bfd.is_some())
-                .map(|b| b.options.address);
-            if let Some(old) = old_address
-                && (old != options.address || peer.bfd.is_none())
-            {
-                self.bfd.remove_peer(old);
+        if let Some(before) = before
+            && bfd_inputs(before) != bfd_inputs(peer)
+            && self.bfd_started.contains(&options.name)
+        {
+            if before.options.address != options.address || peer.bfd.is_none() {
+                self.bfd.remove_peer(before.options.address);
+                self.bfd_started.remove(&options.name);
             }
-            if let Some(profile) = peer.bfd {
-                let hop = if options.ebgp_multihop {
-                    Hop::Multi
-                } else {
-                    Hop::Single
-                };
-                let (bgp, name) = (self.bgp.clone(), options.name.clone());
-                // RFC 5882: only a failed path takes BGP down, not an administrative stop.
-                let sink: bfd::EventSink = Box::new(move |event| {
-                    if let metallb_bfd::Event::Down(cause) = event
-                        && cause.is_failure()
-                    {
-                        bgp.tear_down(&name, "bfd_down");
-                    }
-                });
-                self.bfd
-                    .add_peer(options.address, options.source, hop, profile, sink);
+            // A running session takes the new profile without waiting for BGP again.
+            if peer.bfd.is_some() {
+                self.start_bfd(peer);
             }
         }
 
@@ -206,6 +203,61 @@ impl Engine {
                 self.bgp.announce(&options.name, *prefix, route.clone());
             }
         }
+    }
+
+    /// Starts BFD for the peers that have it configured, once their BGP session is up.
+    fn start_pending_bfd(&mut self) {
+        let pending: Vec<&PeerPlan> = self
+            .current
+            .peers
+            .values()
+            .filter(|p| p.bfd.is_some() && !self.bfd_started.contains(&p.options.name))
+            .collect();
+        if pending.is_empty() {
+            return;
+        }
+        let established: BTreeSet<String> = self
+            .bgp
+            .status()
+            .into_iter()
+            .filter(|s| s.state == "established")
+            .map(|s| s.name)
+            .collect();
+        let ready: Vec<PeerPlan> = pending
+            .into_iter()
+            .filter(|p| established.contains(&p.options.name))
+            .cloned()
+            .collect();
+        for peer in &ready {
+            self.start_bfd(peer);
+        }
+    }
+
+    /// Adds (or updates) the BFD session of `peer`; its failure takes the BGP session down.
+    fn start_bfd(&mut self, peer: &PeerPlan) {
+        let Some(profile) = peer.bfd else { return };
+        let options = &peer.options;
+        let hop = if options.ebgp_multihop {
+            Hop::Multi
+        } else {
+            Hop::Single
+        };
+        let (bgp, name) = (self.bgp.clone(), options.name.clone());
+        // RFC 5882: only a failed path takes BGP down, not an administrative stop.
+        let sink: bfd::EventSink = Box::new(move |event| {
+            if let metallb_bfd::Event::Down(cause) = event
+                && cause.is_failure()
+            {
+                if cause == DownCause::NeighborDown {
+                    bgp.tear_down_settled(&name, "bfd_neighbor_down");
+                } else {
+                    bgp.tear_down(&name, "bfd_down");
+                }
+            }
+        });
+        self.bfd
+            .add_peer(options.address, options.source, hop, profile, sink);
+        self.bfd_started.insert(options.name.clone());
     }
 
     /// SIGTERM: stop answering in layer 2, keep the BGP routes up with GRACEFUL_SHUTDOWN for

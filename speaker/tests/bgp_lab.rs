@@ -370,6 +370,36 @@ fn a_torn_down_session_sends_bfd_down_and_comes_back() {
     });
 }
 
+/// FRR re-creates its BFD session when BGP comes up and signals Down once; that Down must not
+/// cost the session, a later one must.
+#[test]
+fn a_peer_signalled_tear_down_is_tolerated_right_after_established_only() {
+    let lab = lab(None);
+    in_host(&lab, Host::Node(1), || async {
+        let (handle, task) = spawn_driver();
+        handle.add_peer(peer(1, ROUTER_V4, None));
+        established(&lab, &handle, "192.168.250.11").await;
+        handle.tear_down_settled("router", "bfd_neighbor_down");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(handle.status()[0].state, "established");
+        assert_eq!(neighbor(&lab, "192.168.250.11")["bgpState"], "Established");
+
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        handle.tear_down_settled("router", "bfd_neighbor_down");
+        wait_for("the router to see the session go", WAIT, || {
+            let neighbor = neighbor(&lab, "192.168.250.11");
+            (neighbor["bgpState"] != "Established").then_some(())
+        })
+        .await;
+        assert_eq!(
+            handle.status()[0].last_down_reason.as_deref(),
+            Some("bfd_neighbor_down")
+        );
+        handle.shutdown().await;
+        task.await.expect("the driver ends");
+    });
+}
+
 #[test]
 fn shutdown_sends_cease_administrative_shutdown() {
     let lab = lab(None);

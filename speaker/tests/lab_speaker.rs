@@ -203,6 +203,13 @@ fn a_cut_link_is_detected_by_bfd_and_takes_the_bgp_session_down() {
     })
     .expect("our BFD Up");
 
+    // FRR re-creates its BFD session when BGP comes up; that must not have reset BGP.
+    assert!(
+        node1.events("bgp session down").is_empty(),
+        "{}",
+        node1.log()
+    );
+
     let start = Instant::now();
     lab.link(Host::Node(1), false).unwrap();
     let detected = wait_for(3 * SECOND, Duration::from_millis(5), || {

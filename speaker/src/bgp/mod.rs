@@ -177,7 +177,29 @@ impl BgpHandle {
     /// BFD found the path down: the connection is closed at once with Cease 6/10 and the
     /// session reconnects after the back-off. `reason` becomes the last down reason.
     pub fn tear_down(&self, peer: &str, reason: &'static str) {
-        self.to_peer(peer, PeerCommand::TearDown(reason));
+        let settled_only = false;
+        self.to_peer(
+            peer,
+            PeerCommand::TearDown {
+                reason,
+                settled_only,
+            },
+        );
+    }
+
+    /// As [`tear_down`](Self::tear_down), but ignored within 3 s of the session becoming
+    /// Established: for a BFD Down the peer signalled, which FRR does once when BGP comes up
+    /// and it re-creates its BFD session. A path that really failed is still caught by our
+    /// own detection time, and the peer tears its side down itself.
+    pub fn tear_down_settled(&self, peer: &str, reason: &'static str) {
+        let settled_only = true;
+        self.to_peer(
+            peer,
+            PeerCommand::TearDown {
+                reason,
+                settled_only,
+            },
+        );
     }
 
     /// The state of every peer, sorted by name.

@@ -29,6 +29,10 @@ const LINGER: Duration = Duration::from_secs(1);
 /// Size of the read buffer: one message at most, the session reassembles the rest.
 const READ_BUFFER: usize = 4096;
 
+/// How long after Established a peer-signalled BFD Down is taken for FRR re-creating its BFD
+/// session (it does so when BGP comes up, and signals Down once) rather than a failed path.
+pub(super) const SETTLE: Duration = Duration::from_secs(3);
+
 /// What the manager tells a peer task.
 #[derive(Debug)]
 pub(super) enum PeerCommand {
@@ -36,7 +40,11 @@ pub(super) enum PeerCommand {
     Announce(IpNet, Route),
     Withdraw(IpNet),
     GracefulShutdown(bool),
-    TearDown(&'static str),
+    /// Close at once; with `settled_only`, not within [`SETTLE`] of becoming Established.
+    TearDown {
+        reason: &'static str,
+        settled_only: bool,
+    },
     Accepted(TcpStream),
     /// Cease 6/2, written out, then the task ends.
     Stop,
@@ -68,6 +76,8 @@ pub(super) struct PeerTask {
     dropped: BTreeMap<&'static str, u64>,
     /// The reason given to the tear-down in progress, reported instead of the session's.
     tear_down: Option<&'static str>,
+    /// When the session last became Established.
+    established_at: Option<Instant>,
 }
 
 impl PeerTask {
@@ -99,6 +109,7 @@ impl PeerTask {
             last_down: None,
             dropped: BTreeMap::new(),
             tear_down: None,
+            established_at: None,
         };
         (task, slot)
     }
@@ -165,7 +176,16 @@ impl PeerTask {
             PeerCommand::Announce(prefix, route) => self.session.announce(prefix, route),
             PeerCommand::Withdraw(prefix) => self.session.withdraw(prefix),
             PeerCommand::GracefulShutdown(on) => self.session.set_graceful_shutdown(on),
-            PeerCommand::TearDown(reason) => {
+            PeerCommand::TearDown {
+                reason,
+                settled_only,
+            } => {
+                let settling = self.session.state() == State::Established
+                    && self.established_at.is_some_and(|at| now - at < SETTLE);
+                if settled_only && settling {
+                    info!(peer = %self.options.name, reason, "bgp tear-down right after established tolerated");
+                    return;
+                }
                 self.tear_down = Some(reason);
                 self.session.reset(now, Cease::BfdDown);
             }
@@ -251,7 +271,10 @@ impl PeerTask {
                 let label = self.label(&reason);
                 self.last_down = Some(label);
             }
-            Event::Established => info!(peer = %name, "bgp session established"),
+            Event::Established => {
+                info!(peer = %name, "bgp session established");
+                self.established_at = Some(Instant::now());
+            }
             Event::Down(reason) => {
                 let label = self.label(&reason);
                 info!(peer = %name, reason = %label, "bgp session down");
