@@ -245,26 +245,19 @@ impl Manager {
     async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
         loop {
             tokio::select! {
-                command = commands.recv() => match command {
-                    Some(Command::Shutdown(done)) => {
-                        self.shutdown().await;
-                        let _ = done.send(());
-                        return;
-                    }
-                    Some(command) => {
-                        self.handle(command);
-                        // Forward a whole burst at once, so each peer can take it as one.
-                        while let Ok(command) = commands.try_recv() {
-                            if let Command::Shutdown(done) = command {
-                                self.shutdown().await;
-                                let _ = done.send(());
-                                return;
-                            }
-                            self.handle(command);
+                command = commands.recv() => {
+                    let Some(first) = command else { return self.shutdown().await };
+                    // Forward a whole burst at once, so each peer can take it as one.
+                    let burst = std::iter::once(first).chain(std::iter::from_fn(|| commands.try_recv().ok()));
+                    for command in burst {
+                        if let Command::Shutdown(done) = command {
+                            self.shutdown().await;
+                            let _ = done.send(());
+                            return;
                         }
+                        self.handle(command);
                     }
-                    None => return self.shutdown().await,
-                },
+                }
                 accepted = accept(self.listener.as_ref()) => match accepted {
                     Ok((stream, remote)) => self.accepted(stream, remote),
                     Err(error) => {
