@@ -4,18 +4,19 @@
 //! measured detection times.
 
 use std::{
+    collections::BTreeMap,
     net::{IpAddr, SocketAddr},
     num::{NonZeroU8, NonZeroU32},
     sync::{
         Arc, Mutex, MutexGuard, PoisonError,
-        mpsc::{self, Receiver},
+        mpsc::{self, Receiver, Sender},
     },
     thread::{self, JoinHandle},
     time::{Duration, Instant},
 };
 
 use metallb_bfd::{ControlPacket, Diagnostic, DownCause, Event, Hop, Profile, State};
-use metallb_speaker::bfd::{self, BfdHandle, BfdPeerStatus};
+use metallb_speaker::bfd::{self, BfdHandle, BfdPeerStatus, EventSink};
 use metallb_testenv::lab::{Host, Lab, LabOptions};
 use serde_json::Value;
 use socket2::{Domain, Protocol, Socket, Type};
@@ -23,18 +24,14 @@ use socket2::{Domain, Protocol, Socket, Type};
 /// The lab tests measure timing at 10 ms intervals on a small machine: one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
 
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn router() -> (IpAddr, IpAddr) {
-    let (v4, v6) = Lab::address(Host::Router);
-    (v4.into(), v6.into())
-}
-
-fn node1() -> (IpAddr, IpAddr) {
-    let (v4, v6) = Lab::address(Host::Node(1));
-    (v4.into(), v6.into())
+/// Each session as (the router's address, node 1's address): IPv4, then IPv6.
+fn sessions() -> [(IpAddr, IpAddr); 2] {
+    let (router4, router6) = Lab::address(Host::Router);
+    let (node4, node6) = Lab::address(Host::Node(1));
+    [
+        (router4.into(), node4.into()),
+        (router6.into(), node6.into()),
+    ]
 }
 
 fn profile(interval_ms: u64) -> Profile {
@@ -46,34 +43,45 @@ fn profile(interval_ms: u64) -> Profile {
     }
 }
 
-/// A lab whose router has static BFD peers (independent of BGP) for node 1 over IPv4 and
-/// IPv6, at `interval_ms` both ways and multiplier 3.
-fn lab(interval_ms: u32, hop: Hop) -> Arc<Lab> {
+/// Takes the serial lock; brings up a lab whose router has static BFD peers (independent of
+/// BGP) for node 1 over IPv4 and IPv6 at `frr_ms` both ways and multiplier 3; starts node 1's
+/// driver at `node_ms`; and waits for both sessions to be Up on both sides.
+fn up(frr_ms: u32, node_ms: u64, hop: Hop) -> (MutexGuard<'static, ()>, Arc<Lab>, Node) {
+    let serial = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
     let lab = Lab::up(LabOptions {
-        bfd_rx_ms: interval_ms,
-        bfd_tx_ms: interval_ms,
+        bfd_rx_ms: frr_ms,
+        bfd_tx_ms: frr_ms,
         ..LabOptions::default()
     })
     .unwrap();
-    let (router4, router6) = router();
-    let (node4, node6) = node1();
-    let interval = interval_ms.to_string();
-    for (peer, local) in [(node4, router4), (node6, router6)] {
-        let multihop = if hop == Hop::Multi { " multihop" } else { "" };
-        let peer = format!("peer {peer}{multihop} local-address {local}");
-        let receive = format!("receive-interval {interval}");
-        let transmit = format!("transmit-interval {interval}");
+    let multihop = if hop == Hop::Multi { " multihop" } else { "" };
+    for (router, node) in sessions() {
         lab.vtysh(&[
             "configure terminal",
             "bfd",
-            &peer,
-            &receive,
-            &transmit,
+            &format!("peer {node}{multihop} local-address {router}"),
+            &format!("receive-interval {frr_ms}"),
+            &format!("transmit-interval {frr_ms}"),
             "detect-multiplier 3",
         ])
         .unwrap();
     }
-    Arc::new(lab)
+    let lab = Arc::new(lab);
+    let node = Node::start(&lab, node_ms, hop);
+    wait_up(&lab, &node, hop);
+    (serial, lab, node)
+}
+
+/// An event sink that sends `wrap(event)` down `tx`.
+fn sink<T: Send + 'static>(
+    tx: Sender<T>,
+    wrap: impl Fn(Event) -> T + Send + Sync + 'static,
+) -> EventSink {
+    let tx = Mutex::new(tx);
+    Box::new(move |event| {
+        let message = wrap(event);
+        let _ = tx.lock().unwrap().send(message);
+    })
 }
 
 /// The BFD driver running in node 1's namespace, on a thread with its own runtime.
@@ -108,27 +116,17 @@ impl Node {
         });
         let handle = handle_rx.recv().unwrap();
         let (events_tx, events) = mpsc::channel();
-        let node = Self {
+        for (peer, local) in sessions() {
+            let on_event = sink(events_tx.clone(), move |event| {
+                (peer, Instant::now(), event)
+            });
+            handle.add_peer(peer, Some(local), hop, profile(interval_ms), on_event);
+        }
+        Self {
             handle,
             events,
             thread: Some(thread),
-        };
-        let (router4, router6) = router();
-        let (node4, node6) = node1();
-        for (peer, local) in [(router4, node4), (router6, node6)] {
-            let events_tx = Mutex::new(events_tx.clone());
-            node.handle.add_peer(
-                peer,
-                Some(local),
-                hop,
-                profile(interval_ms),
-                Box::new(move |event| {
-                    let now = Instant::now();
-                    let _ = events_tx.lock().unwrap().send((peer, now, event));
-                }),
-            );
         }
-        node
     }
 
     fn status(&self, peer: IpAddr) -> Option<BfdPeerStatus> {
@@ -137,6 +135,10 @@ impl Node {
 
     fn state(&self, peer: IpAddr) -> Option<State> {
         self.status(peer).map(|status| status.state)
+    }
+
+    fn detection(&self, peer: IpAddr) -> Option<Duration> {
+        self.status(peer).and_then(|status| status.detection_time)
     }
 
     /// Waits for the next event of `peer`, skipping the other peer's.
@@ -152,8 +154,18 @@ impl Node {
         }
     }
 
+    /// The next event of `peer`, within `timeout`, is `expected`.
+    fn expect_event(&self, peer: IpAddr, timeout: Duration, expected: Event) {
+        let (_, event) = self.next_event(peer, timeout).expect("an event");
+        assert_eq!(event, expected);
+    }
+
     fn forget_events(&self) {
         while self.events.try_recv().is_ok() {}
+    }
+
+    fn assert_no_event(&self, message: &str) {
+        assert_eq!(self.events.try_recv().ok(), None, "{message}");
     }
 }
 
@@ -179,8 +191,9 @@ fn frr_peer(lab: &Lab, peer: IpAddr, hop: Hop) -> Option<Value> {
         .cloned()
 }
 
-fn frr_status(lab: &Lab, peer: IpAddr, hop: Hop) -> Option<String> {
-    frr_peer(lab, peer, hop).and_then(|p| p["status"].as_str().map(str::to_owned))
+/// FRR has its session with `peer` and reports it with `status` ("up", "down").
+fn frr_is(lab: &Lab, peer: IpAddr, hop: Hop, status: &str) -> bool {
+    frr_peer(lab, peer, hop).is_some_and(|p| p["status"].as_str() == Some(status))
 }
 
 /// How often FRR's sessions went down so far, all peers together.
@@ -210,13 +223,10 @@ fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
 
 /// Both sessions Up on both sides.
 fn wait_up(lab: &Lab, node: &Node, hop: Hop) {
-    let (router4, router6) = router();
-    let (node4, node6) = node1();
     let up = eventually(Duration::from_secs(15), || {
-        node.state(router4) == Some(State::Up)
-            && node.state(router6) == Some(State::Up)
-            && frr_status(lab, node4, hop).as_deref() == Some("up")
-            && frr_status(lab, node6, hop).as_deref() == Some("up")
+        sessions().into_iter().all(|(router, ours)| {
+            node.state(router) == Some(State::Up) && frr_is(lab, ours, hop, "up")
+        })
     });
     assert!(
         up,
@@ -226,20 +236,39 @@ fn wait_up(lab: &Lab, node: &Node, hop: Hop) {
     );
 }
 
-/// Cuts node 1's cable `rounds` times and returns, per round, how long each session took to
-/// report Down; plugs the cable back in and waits for Up in between.
-fn detection_times(lab: &Lab, node: &Node, interval_ms: u64, rounds: usize) -> Vec<Duration> {
-    let (router4, router6) = router();
+/// The single hop session between `router` and node 1's `ours` is Up on both sides now.
+fn assert_up(lab: &Lab, node: &Node, (router, ours): (IpAddr, IpAddr)) {
+    assert_eq!(node.state(router), Some(State::Up));
+    let frr = frr_peer(lab, ours, Hop::Single);
+    let status = frr.as_ref().and_then(|frr| frr["status"].as_str());
+    assert_eq!(status, Some("up"), "frr: {frr:?}");
+}
+
+/// FRR sees its session with `peer` go down within 3 s, told AdminDown; prints how long
+/// after `since` (when we did `what`) it saw it.
+fn frr_sees_admin_down(lab: &Lab, peer: IpAddr, since: Instant, what: &str) {
+    let down = eventually(Duration::from_secs(3), || {
+        frr_is(lab, peer, Hop::Single, "down")
+    });
+    let elapsed = since.elapsed();
+    let frr = frr_peer(lab, peer, Hop::Single).unwrap();
+    eprintln!("frr saw down {elapsed:?} after {what}: {frr}");
+    assert!(down, "{frr}");
+    assert_eq!(frr["remote-diagnostic"], "administratively down", "{frr}");
+}
+
+/// Cuts node 1's cable `rounds` times, plugging it back in and waiting for Up in between;
+/// prints the times each session took to report Down and checks all are below `max`.
+fn assert_cuts_detected(lab: &Lab, node: &Node, interval_ms: u64, rounds: usize, max: Duration) {
     let detection = Duration::from_millis(3 * interval_ms);
     let mut times = Vec::new();
     for _ in 0..rounds {
         wait_up(lab, node, Hop::Single);
         // Up first runs at the slow start rate; wait for the Poll Sequence to the profile's.
         let fast = eventually(Duration::from_secs(5), || {
-            [router4, router6].iter().all(|&peer| {
-                node.status(peer)
-                    .is_some_and(|status| status.detection_time == Some(detection))
-            })
+            sessions()
+                .iter()
+                .all(|&(router, _)| node.detection(router) == Some(detection))
         });
         assert!(
             fast,
@@ -254,53 +283,55 @@ fn detection_times(lab: &Lab, node: &Node, interval_ms: u64, rounds: usize) -> V
                 .events
                 .recv_timeout(Duration::from_secs(5))
                 .expect("a down event after the cut");
-            assert_eq!(
-                event,
-                Event::Down(DownCause::DetectionTimeExpired),
-                "{peer}"
-            );
+            let expired = Event::Down(DownCause::DetectionTimeExpired);
+            assert_eq!(event, expired, "{peer}");
             times.push(at - cut);
         }
         lab.link(Host::Node(1), true).unwrap();
     }
-    times
-}
-
-fn report(label: &str, times: &[Duration]) {
-    let mut sorted = times.to_vec();
+    let mut sorted = times.clone();
     sorted.sort();
     eprintln!(
-        "{label}: detection after the cut, n={} min {:?} median {:?} max {:?}",
+        "{interval_ms} ms x 3: detection after the cut, n={} min {:?} median {:?} max {:?}",
         sorted.len(),
         sorted[0],
         sorted[sorted.len() / 2],
         sorted[sorted.len() - 1]
     );
+    assert!(times.iter().all(|&time| time < max), "{times:?}");
 }
 
-/// Sends `payloads` from `host`'s namespace to `destination` with the given TTL / hop limit.
-fn send_from(lab: &Lab, host: Host, destination: SocketAddr, ttl: u32, payloads: &[Vec<u8>]) {
+/// Sends `payloads` from `host`'s namespace to BFD's single hop port on each of `to`, with
+/// the given TTL / hop limit.
+fn send_from(lab: &Lab, host: Host, to: &[IpAddr], ttl: u32, payloads: &[Vec<u8>]) {
     thread::scope(|scope| {
         scope
             .spawn(|| {
                 lab.enter(host).unwrap();
-                let socket = Socket::new(
-                    Domain::for_address(destination),
-                    Type::DGRAM,
-                    Some(Protocol::UDP),
-                )
-                .unwrap();
-                match destination {
-                    SocketAddr::V4(_) => socket.set_ttl_v4(ttl).unwrap(),
-                    SocketAddr::V6(_) => socket.set_unicast_hops_v6(ttl).unwrap(),
-                }
-                for payload in payloads {
-                    socket.send_to(payload, &destination.into()).unwrap();
+                for &address in to {
+                    let destination = SocketAddr::new(address, 3784);
+                    let domain = Domain::for_address(destination);
+                    let socket = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP)).unwrap();
+                    match destination {
+                        SocketAddr::V4(_) => socket.set_ttl_v4(ttl).unwrap(),
+                        SocketAddr::V6(_) => socket.set_unicast_hops_v6(ttl).unwrap(),
+                    }
+                    for payload in payloads {
+                        socket.send_to(payload, &destination.into()).unwrap();
+                    }
                 }
             })
             .join()
             .unwrap();
     });
+}
+
+/// Within 2 s, `count` datagrams matching no session were dropped for `reason`.
+fn assert_unmatched(node: &Node, reason: &str, count: u64) {
+    let counted = eventually(Duration::from_secs(2), || {
+        node.handle.unmatched_drops().get(reason) == Some(&count)
+    });
+    assert!(counted, "{:?}", node.handle.unmatched_drops());
 }
 
 /// A well-formed Control packet as a stranger or an impostor would send it.
@@ -325,25 +356,17 @@ fn control_packet(state: State, your_discriminator: u32) -> Vec<u8> {
 
 #[test]
 fn sessions_with_frr_come_up_on_both_sides_over_ipv4_and_ipv6() {
-    let _serial = serial();
-    let lab = lab(300, Hop::Single);
-    let node = Node::start(&lab, 300, Hop::Single);
-    wait_up(&lab, &node, Hop::Single);
-    let (node4, node6) = node1();
-    for (ours, theirs) in [(router().0, node4), (router().1, node6)] {
+    let (_serial, lab, node) = up(300, 300, Hop::Single);
+    for (ours, theirs) in sessions() {
         let status = node.status(ours).unwrap();
         let frr = frr_peer(&lab, theirs, Hop::Single).unwrap();
         eprintln!("ours: {}", serde_json::to_string(&status).unwrap());
         eprintln!("frr: {frr}");
         assert_eq!(status.remote_state, State::Up);
-        assert_eq!(
-            status.remote_discriminator,
-            frr["id"].as_u64().map(|id| id as u32)
-        );
-        assert_eq!(
-            frr["remote-id"].as_u64(),
-            Some(status.local_discriminator.into())
-        );
+        let frr_id = frr["id"].as_u64().map(|id| id as u32);
+        assert_eq!(status.remote_discriminator, frr_id);
+        let ours_id = status.local_discriminator.into();
+        assert_eq!(frr["remote-id"].as_u64(), Some(ours_id));
         assert_eq!(status.detection_time, Some(Duration::from_millis(900)));
         assert!(status.drops.is_empty(), "{:?}", status.drops);
     }
@@ -351,130 +374,73 @@ fn sessions_with_frr_come_up_on_both_sides_over_ipv4_and_ipv6() {
 
 #[test]
 fn a_cut_cable_is_detected_within_three_intervals_at_300_ms() {
-    let _serial = serial();
-    let lab = lab(300, Hop::Single);
-    let node = Node::start(&lab, 300, Hop::Single);
-    let times = detection_times(&lab, &node, 300, 3);
-    report("300 ms x 3", &times);
-    assert!(
-        times.iter().all(|&time| time < Duration::from_millis(1200)),
-        "{times:?}"
-    );
+    let (_serial, lab, node) = up(300, 300, Hop::Single);
+    assert_cuts_detected(&lab, &node, 300, 3, Duration::from_millis(1200));
 }
 
 #[test]
 fn a_cut_cable_is_detected_within_three_intervals_at_10_ms() {
-    let _serial = serial();
-    let lab = lab(10, Hop::Single);
-    let node = Node::start(&lab, 10, Hop::Single);
-    wait_up(&lab, &node, Hop::Single);
+    let (_serial, lab, node) = up(10, 10, Hop::Single);
     // Stable at this rate first: no flap on either side for three seconds.
     let downs = frr_downs(&lab);
     node.forget_events();
     thread::sleep(Duration::from_secs(3));
-    let flap = node.events.try_recv().ok();
-    assert_eq!(flap, None, "no event at 10 ms without a cut");
+    node.assert_no_event("no event at 10 ms without a cut");
     assert_eq!(frr_downs(&lab), downs, "frr saw no flap");
-    let times = detection_times(&lab, &node, 10, 5);
-    report("10 ms x 3", &times);
-    assert!(
-        times.iter().all(|&time| time < Duration::from_millis(100)),
-        "{times:?}"
-    );
+    assert_cuts_detected(&lab, &node, 10, 5, Duration::from_millis(100));
 }
 
 #[test]
 fn removing_a_peer_and_shutting_down_tell_frr_admin_down() {
-    let _serial = serial();
-    let lab = lab(300, Hop::Single);
-    let node = Node::start(&lab, 300, Hop::Single);
-    wait_up(&lab, &node, Hop::Single);
-    let (router4, router6) = router();
-    let (node4, node6) = node1();
+    let (_serial, lab, node) = up(300, 300, Hop::Single);
+    let [(router4, node4), v6 @ (router6, node6)] = sessions();
+    let admin_down = Event::Down(DownCause::AdminDown);
     node.forget_events();
     let removed = Instant::now();
     node.handle.remove_peer(router4);
-    let (_, event) = node.next_event(router4, Duration::from_secs(1)).unwrap();
-    assert_eq!(event, Event::Down(DownCause::AdminDown));
+    node.expect_event(router4, Duration::from_secs(1), admin_down);
     assert!(!DownCause::AdminDown.is_failure());
-    let down = eventually(Duration::from_secs(3), || {
-        frr_status(&lab, node4, Hop::Single).as_deref() == Some("down")
-    });
-    let elapsed = removed.elapsed();
-    let frr = frr_peer(&lab, node4, Hop::Single).unwrap();
-    eprintln!("frr saw down {elapsed:?} after remove_peer: {frr}");
-    assert!(down, "{frr}");
-    assert_eq!(frr["remote-diagnostic"], "administratively down", "{frr}");
+    frr_sees_admin_down(&lab, node4, removed, "remove_peer");
     assert_eq!(node.status(router4), None);
-    assert_eq!(node.state(router6), Some(State::Up));
-    assert_eq!(frr_status(&lab, node6, Hop::Single).as_deref(), Some("up"));
+    assert_up(&lab, &node, v6);
 
+    let shut = Instant::now();
     node.handle.shutdown();
-    let (_, event) = node.next_event(router6, Duration::from_secs(1)).unwrap();
-    assert_eq!(event, Event::Down(DownCause::AdminDown));
+    node.expect_event(router6, Duration::from_secs(1), admin_down);
     let ended = eventually(Duration::from_secs(1), || {
         node.thread.as_ref().is_some_and(JoinHandle::is_finished)
     });
     assert!(ended, "the driver task ends");
-    assert!(eventually(Duration::from_secs(3), || {
-        frr_status(&lab, node6, Hop::Single).as_deref() == Some("down")
-    }));
-    let frr = frr_peer(&lab, node6, Hop::Single).unwrap();
-    assert_eq!(frr["remote-diagnostic"], "administratively down", "{frr}");
+    frr_sees_admin_down(&lab, node6, shut, "shutdown");
 }
 
 #[test]
 fn packets_that_crossed_a_router_are_dropped_and_counted() {
-    let _serial = serial();
-    let lab = lab(300, Hop::Single);
-    let node = Node::start(&lab, 300, Hop::Single);
-    wait_up(&lab, &node, Hop::Single);
-    let (router4, _) = router();
-    let (node4, node6) = node1();
-    let to4 = SocketAddr::new(node4, 3784);
-    let to6 = SocketAddr::new(node6, 3784);
+    let (_serial, lab, node) = up(300, 300, Hop::Single);
+    let [(router4, node4), (_, node6)] = sessions();
     let hello = [control_packet(State::Down, 0)];
-    let unmatched = |reason: &str, count: u64| {
-        eventually(Duration::from_secs(2), || {
-            node.handle.unmatched_drops().get(reason) == Some(&count)
-        })
-    };
-
-    send_from(&lab, Host::Client, to4, 254, &hello);
-    send_from(&lab, Host::Client, to6, 254, &hello);
-    assert!(
-        unmatched("ttl_too_low", 2),
-        "{:?}",
-        node.handle.unmatched_drops()
-    );
+    send_from(&lab, Host::Client, &[node4, node6], 254, &hello);
+    assert_unmatched(&node, "ttl_too_low", 2);
     // The same packets with TTL 255 get as far as the lookup, which knows no such peer.
-    send_from(&lab, Host::Client, to4, 255, &hello);
-    send_from(&lab, Host::Client, to6, 255, &hello);
-    assert!(
-        unmatched("unknown_peer", 2),
-        "{:?}",
-        node.handle.unmatched_drops()
-    );
+    send_from(&lab, Host::Client, &[node4, node6], 255, &hello);
+    assert_unmatched(&node, "unknown_peer", 2);
 
     // From the router's own address, "Down" addressed to our session: routed, so ignored.
     node.forget_events();
     let ours = node.status(router4).unwrap().local_discriminator;
     let impostor = [control_packet(State::Down, ours)];
-    send_from(&lab, Host::Router, to4, 254, &impostor);
+    send_from(&lab, Host::Router, &[node4], 254, &impostor);
     let counted = eventually(Duration::from_secs(2), || {
         node.status(router4).unwrap().drops.get("ttl_too_low") == Some(&1)
     });
     assert!(counted, "{:#?}", node.status(router4));
     thread::sleep(Duration::from_millis(500));
     assert_eq!(node.state(router4), Some(State::Up));
-    assert!(
-        node.events.try_recv().is_err(),
-        "no event from a dropped packet"
-    );
+    node.assert_no_event("no event from a dropped packet");
     // Sent with TTL 255, the same packet would have taken the session down.
-    send_from(&lab, Host::Router, to4, 255, &impostor);
-    let (_, event) = node.next_event(router4, Duration::from_secs(2)).unwrap();
-    assert_eq!(event, Event::Down(DownCause::NeighborDown));
+    send_from(&lab, Host::Router, &[node4], 255, &impostor);
+    let neighbor_down = Event::Down(DownCause::NeighborDown);
+    node.expect_event(router4, Duration::from_secs(2), neighbor_down);
     eprintln!("unmatched drops: {:?}", node.handle.unmatched_drops());
 }
 
@@ -516,24 +482,15 @@ fn garbage() -> Vec<Vec<u8>> {
 
 #[test]
 fn garbage_is_counted_and_dropped_without_disturbing_an_up_session() {
-    let _serial = serial();
-    let lab = lab(300, Hop::Single);
-    let node = Node::start(&lab, 300, Hop::Single);
-    wait_up(&lab, &node, Hop::Single);
-    let (router4, router6) = router();
-    let (node4, node6) = node1();
+    let (_serial, lab, node) = up(300, 300, Hop::Single);
+    let [v4 @ (router4, node4), v6 @ (_, node6)] = sessions();
     node.forget_events();
     let before = node.status(router4).unwrap().packets_received;
     let garbage = garbage();
-    let total = |drops: &std::collections::BTreeMap<&str, u64>| drops.values().sum::<u64>();
+    let total = |drops: &BTreeMap<&str, u64>| drops.values().sum::<u64>();
 
-    for (host, to) in [
-        (Host::Client, node4),
-        (Host::Client, node6),
-        (Host::Router, node4),
-    ] {
-        send_from(&lab, host, SocketAddr::new(to, 3784), 255, &garbage);
-    }
+    send_from(&lab, Host::Client, &[node4, node6], 255, &garbage);
+    send_from(&lab, Host::Router, &[node4], 255, &garbage);
     let counted = eventually(Duration::from_secs(2), || {
         total(&node.handle.unmatched_drops()) == 2 * garbage.len() as u64
             && total(&node.status(router4).unwrap().drops) == garbage.len() as u64
@@ -545,73 +502,47 @@ fn garbage_is_counted_and_dropped_without_disturbing_an_up_session() {
 
     // Longer than the detection time: the session kept hearing FRR and stayed Up.
     thread::sleep(Duration::from_millis(1500));
-    assert!(node.events.try_recv().is_err(), "no event from garbage");
+    node.assert_no_event("no event from garbage");
     assert!(node.status(router4).unwrap().packets_received > before);
-    assert_eq!(node.state(router4), Some(State::Up));
-    assert_eq!(node.state(router6), Some(State::Up));
-    assert_eq!(frr_status(&lab, node4, Hop::Single).as_deref(), Some("up"));
-    assert_eq!(frr_status(&lab, node6, Hop::Single).as_deref(), Some("up"));
+    assert_up(&lab, &node, v4);
+    assert_up(&lab, &node, v6);
 }
 
 #[test]
 fn multi_hop_sessions_with_frr_come_up_on_port_4784() {
-    let _serial = serial();
-    let lab = lab(300, Hop::Multi);
-    let node = Node::start(&lab, 300, Hop::Multi);
-    wait_up(&lab, &node, Hop::Multi);
-    let (node4, node6) = node1();
-    for peer in [node4, node6] {
-        assert_eq!(frr_peer(&lab, peer, Hop::Multi).unwrap()["multihop"], true);
+    let (_serial, lab, node) = up(300, 300, Hop::Multi);
+    for (_, ours) in sessions() {
+        assert_eq!(frr_peer(&lab, ours, Hop::Multi).unwrap()["multihop"], true);
     }
     for status in node.handle.status() {
         assert_eq!(status.hop, Hop::Multi);
         // The router's BGP neighbours have single hop BFD sessions to the same address:
         // those packets reach port 3784 and do not count for the multi hop session.
-        assert!(
-            status.drops.keys().all(|&reason| reason == "wrong_port"),
-            "{:?}",
-            status.drops
-        );
+        let wrong_port = status.drops.keys().all(|&reason| reason == "wrong_port");
+        assert!(wrong_port, "{:?}", status.drops);
     }
 }
 
 #[test]
 fn a_new_profile_on_an_up_session_is_negotiated_without_a_flap() {
-    let _serial = serial();
-    let lab = lab(10, Hop::Single);
-    let node = Node::start(&lab, 300, Hop::Single);
-    wait_up(&lab, &node, Hop::Single);
-    let (router4, _) = router();
-    let (node4, _) = node1();
-    let detection = |node: &Node| {
-        node.status(router4)
-            .and_then(|status| status.detection_time)
-    };
+    let (_serial, lab, node) = up(10, 300, Hop::Single);
+    let [v4 @ (router4, node4), _] = sessions();
     // We receive no faster than every 300 ms, although FRR would send every 10 ms.
     assert!(eventually(Duration::from_secs(5), || {
-        detection(&node) == Some(Duration::from_millis(900))
+        node.detection(router4) == Some(Duration::from_millis(900))
     }));
     let downs = frr_downs(&lab);
     let (events_tx, events) = mpsc::channel();
-    let events_tx = Mutex::new(events_tx);
-    let sink = move |event| {
-        let _ = events_tx.lock().unwrap().send(event);
-    };
-    node.handle.add_peer(
-        router4,
-        Some(node4),
-        Hop::Single,
-        profile(10),
-        Box::new(sink),
-    );
+    let on_event = sink(events_tx, |event| event);
+    node.handle
+        .add_peer(router4, Some(node4), Hop::Single, profile(10), on_event);
     let faster = eventually(Duration::from_secs(3), || {
-        detection(&node) == Some(Duration::from_millis(30))
+        node.detection(router4) == Some(Duration::from_millis(30))
             && frr_peer(&lab, node4, Hop::Single)
                 .is_some_and(|frr| frr["remote-receive-interval"] == 10)
     });
     assert!(faster, "{:#?}", node.status(router4));
     assert!(events.try_recv().is_err(), "no flap here");
     assert_eq!(frr_downs(&lab), downs, "no flap at frr");
-    assert_eq!(node.state(router4), Some(State::Up));
-    assert_eq!(frr_status(&lab, node4, Hop::Single).as_deref(), Some("up"));
+    assert_up(&lab, &node, v4);
 }
