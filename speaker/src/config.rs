@@ -192,73 +192,44 @@ pub fn load(path: &Path) -> Result<Plan, ConfigError> {
 }
 
 /// Why a text was refused, before the file's name is known.
-#[derive(Debug)]
-pub struct Refusal {
-    kind: RefusalKind,
-    text: String,
-}
-
-#[derive(Debug)]
-enum RefusalKind {
-    Syntax,
-    Unknown,
-    Invalid,
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    /// Not YAML, or a field of the wrong type.
+    #[error("{0}")]
+    Syntax(String),
+    /// The path of a field the configuration does not have.
+    #[error("{0}")]
+    UnknownField(String),
+    /// What the validation module or the speaker refuses: object, field and reason.
+    #[error("{0}")]
+    Invalid(String),
 }
 
 impl Refusal {
     fn in_file(self, path: &str) -> ConfigError {
         let path = path.to_owned();
-        match self.kind {
-            RefusalKind::Syntax => ConfigError::Syntax {
-                path,
-                reason: self.text,
-            },
-            RefusalKind::Unknown => ConfigError::UnknownField {
-                path,
-                field: self.text,
-            },
-            RefusalKind::Invalid => ConfigError::Invalid {
-                path,
-                reason: self.text,
-            },
+        match self {
+            Self::Syntax(reason) => ConfigError::Syntax { path, reason },
+            Self::UnknownField(field) => ConfigError::UnknownField { path, field },
+            Self::Invalid(reason) => ConfigError::Invalid { path, reason },
         }
-    }
-
-    fn invalid(text: String) -> Self {
-        Self {
-            kind: RefusalKind::Invalid,
-            text,
-        }
-    }
-}
-
-impl std::fmt::Display for Refusal {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.text)
     }
 }
 
 /// Parses the YAML text, refusing fields the configuration does not know.
 pub fn parse(text: &str) -> Result<StaticConfig, Refusal> {
-    let syntax = |reason: String| Refusal {
-        kind: RefusalKind::Syntax,
-        text: reason,
-    };
-    let raw: Value = serde_saphyr::from_str(text).map_err(|e| syntax(e.to_string()))?;
+    let raw: Value = serde_saphyr::from_str(text).map_err(|e| Refusal::Syntax(e.to_string()))?;
     let raw = if raw.is_null() {
         Value::Object(Default::default())
     } else {
         raw
     };
     let config: StaticConfig =
-        serde_json::from_value(raw.clone()).map_err(|e| syntax(e.to_string()))?;
+        serde_json::from_value(raw.clone()).map_err(|e| Refusal::Syntax(e.to_string()))?;
     // Flattened specs cannot deny unknown fields, so compare with what survives a round trip.
-    let known = serde_json::to_value(&config).map_err(|e| syntax(e.to_string()))?;
+    let known = serde_json::to_value(&config).map_err(|e| Refusal::Syntax(e.to_string()))?;
     if let Some(field) = first_unknown(&raw, &known, String::new()) {
-        return Err(Refusal {
-            kind: RefusalKind::Unknown,
-            text: field,
-        });
+        return Err(Refusal::UnknownField(field));
     }
     Ok(config)
 }
@@ -295,7 +266,7 @@ pub fn resolve(config: &StaticConfig) -> Result<Plan, Refusal> {
     for (i, entry) in config.bfd_profiles.iter().enumerate() {
         let profile = BFDProfile::new(&entry.name, entry.spec.clone());
         validation::validate_bfd_profile(Operation::Create, &profile, &snapshot)
-            .map_err(|denial| Refusal::invalid(format!("bfdProfiles[{i}]: {denial}")))?;
+            .map_err(|denial| Refusal::Invalid(format!("bfdProfiles[{i}]: {denial}")))?;
         profiles.insert(entry.name.clone(), bfd_profile(&entry.spec));
         snapshot.bfd_profiles.push(profile);
     }
@@ -304,16 +275,16 @@ pub fn resolve(config: &StaticConfig) -> Result<Plan, Refusal> {
     for (i, entry) in config.peers.iter().enumerate() {
         let peer = BGPPeer::new(&entry.name, entry.spec.clone());
         validation::validate_bgp_peer_v1beta2(Operation::Create, &peer, &snapshot)
-            .map_err(|denial| Refusal::invalid(format!("peers[{i}]: {denial}")))?;
+            .map_err(|denial| Refusal::Invalid(format!("peers[{i}]: {denial}")))?;
         if peers.contains_key(&entry.name) {
-            return Err(Refusal::invalid(format!(
+            return Err(Refusal::Invalid(format!(
                 "peers[{i}]: bgppeer {:?}: metadata.name: duplicate definition of bgppeer",
                 entry.name
             )));
         }
         let plan =
             peer_plan(&entry.name, &entry.spec, config.router_id, &profiles).map_err(|reason| {
-                Refusal::invalid(format!("peers[{i}]: bgppeer {:?}: {reason}", entry.name))
+                Refusal::Invalid(format!("peers[{i}]: bgppeer {:?}: {reason}", entry.name))
             })?;
         peers.insert(entry.name.clone(), plan);
         snapshot.bgp_peers.push(peer);
@@ -323,16 +294,16 @@ pub fn resolve(config: &StaticConfig) -> Result<Plan, Refusal> {
         let name = format!("bgpAdvertisements[{i}]");
         let object = BGPAdvertisement::new(&name, entry.spec.clone());
         validation::validate_bgp_advertisement(Operation::Create, &object, &snapshot)
-            .map_err(|denial| Refusal::invalid(format!("{name}: {denial}")))?;
+            .map_err(|denial| Refusal::Invalid(format!("{name}: {denial}")))?;
         let route =
-            route(&entry.spec).map_err(|reason| Refusal::invalid(format!("{name}: {reason}")))?;
+            route(&entry.spec).map_err(|reason| Refusal::Invalid(format!("{name}: {reason}")))?;
         let targets: Vec<String> = match entry.spec.peers.as_deref() {
             None | Some([]) => peers.keys().cloned().collect(),
             Some(names) => names.to_vec(),
         };
         for (j, target) in targets.into_iter().enumerate() {
             let Some(peer) = peers.get_mut(&target) else {
-                return Err(Refusal::invalid(format!(
+                return Err(Refusal::Invalid(format!(
                     "{name}: spec.peers[{j}]: no peer named {target:?}"
                 )));
             };
@@ -347,7 +318,7 @@ pub fn resolve(config: &StaticConfig) -> Result<Plan, Refusal> {
         let name = format!("l2Advertisements[{i}]");
         let object = L2Advertisement::new(&name, entry.spec.clone());
         validation::validate_l2_advertisement(Operation::Create, &object, &snapshot)
-            .map_err(|denial| Refusal::invalid(format!("{name}: {denial}")))?;
+            .map_err(|denial| Refusal::Invalid(format!("{name}: {denial}")))?;
         let allowed = match entry.spec.interfaces.as_deref() {
             None | Some([]) => AllowedInterfaces::All,
             Some(names) => names.iter().cloned().collect(),
@@ -369,7 +340,7 @@ pub fn resolve(config: &StaticConfig) -> Result<Plan, Refusal> {
         .as_ref()
         .map(|d| {
             d.parse()
-                .map_err(|e| Refusal::invalid(format!("l2Refresh: {e}")))
+                .map_err(|e| Refusal::Invalid(format!("l2Refresh: {e}")))
         })
         .transpose()?;
     Ok(Plan {

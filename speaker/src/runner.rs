@@ -188,6 +188,7 @@ impl Engine {
             // A running session takes the new profile without waiting for BGP again.
             if peer.bfd.is_some() {
                 self.start_bfd(peer);
+                self.bfd_started.insert(options.name.clone());
             }
         }
 
@@ -207,13 +208,9 @@ impl Engine {
 
     /// Starts BFD for the peers that have it configured, once their BGP session is up.
     fn start_pending_bfd(&mut self) {
-        let pending: Vec<&PeerPlan> = self
-            .current
-            .peers
-            .values()
-            .filter(|p| p.bfd.is_some() && !self.bfd_started.contains(&p.options.name))
-            .collect();
-        if pending.is_empty() {
+        let pending =
+            |p: &&PeerPlan| p.bfd.is_some() && !self.bfd_started.contains(&p.options.name);
+        if !self.current.peers.values().any(|p| pending(&p)) {
             return;
         }
         let established: BTreeSet<String> = self
@@ -223,18 +220,22 @@ impl Engine {
             .filter(|s| s.state == "established")
             .map(|s| s.name)
             .collect();
-        let ready: Vec<PeerPlan> = pending
-            .into_iter()
-            .filter(|p| established.contains(&p.options.name))
-            .cloned()
+        let ready: Vec<String> = self
+            .current
+            .peers
+            .values()
+            .filter(pending)
+            .map(|p| p.options.name.clone())
+            .filter(|name| established.contains(name))
             .collect();
-        for peer in &ready {
-            self.start_bfd(peer);
+        for name in ready {
+            self.start_bfd(&self.current.peers[&name]);
+            self.bfd_started.insert(name);
         }
     }
 
     /// Adds (or updates) the BFD session of `peer`; its failure takes the BGP session down.
-    fn start_bfd(&mut self, peer: &PeerPlan) {
+    fn start_bfd(&self, peer: &PeerPlan) {
         let Some(profile) = peer.bfd else { return };
         let options = &peer.options;
         let hop = if options.ebgp_multihop {
@@ -257,7 +258,6 @@ impl Engine {
         });
         self.bfd
             .add_peer(options.address, options.source, hop, profile, sink);
-        self.bfd_started.insert(options.name.clone());
     }
 
     /// SIGTERM: stop answering in layer 2, keep the BGP routes up with GRACEFUL_SHUTDOWN for

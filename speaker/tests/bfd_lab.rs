@@ -180,15 +180,7 @@ impl Drop for Node {
 
 /// FRR's view of its session with `peer`.
 fn frr_peer(lab: &Lab, peer: IpAddr, hop: Hop) -> Option<Value> {
-    let peers = lab.vtysh_json("show bfd peers json").unwrap();
-    peers
-        .as_array()?
-        .iter()
-        .find(|p| {
-            p["peer"].as_str() == Some(&peer.to_string())
-                && p["multihop"].as_bool() == Some(hop == Hop::Multi)
-        })
-        .cloned()
+    lab.bfd_peer(peer, hop == Hop::Multi).unwrap()
 }
 
 /// FRR has its session with `peer` and reports it with `status` ("up", "down").
@@ -209,16 +201,8 @@ fn frr_downs(lab: &Lab) -> u64 {
 
 /// Polls `check` every 10 ms until it holds or `timeout` passes.
 fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if check() {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        thread::sleep(Duration::from_millis(10));
-    }
+    metallb_testenv::wait_for(timeout, Duration::from_millis(10), || check().then_some(()))
+        .is_some()
 }
 
 /// Both sessions Up on both sides.

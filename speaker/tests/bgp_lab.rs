@@ -104,10 +104,8 @@ async fn wait_for<T>(
 }
 
 fn neighbor(lab: &Lab, address: &str) -> Value {
-    let all = lab
-        .vtysh_json(&format!("show bgp neighbors {address} json"))
-        .expect("vtysh answers");
-    all[address].clone()
+    let address = address.parse().expect("an address");
+    lab.bgp_neighbour(address).expect("vtysh answers")
 }
 
 fn frr_state(lab: &Lab, address: &str) -> String {
@@ -119,11 +117,8 @@ fn frr_state(lab: &Lab, address: &str) -> String {
 
 /// The router's best path for `prefix`, if it has one.
 fn frr_path(lab: &Lab, prefix: &str) -> Option<Value> {
-    let family = if prefix.contains(':') { "ipv6" } else { "ipv4" };
-    let json = lab
-        .vtysh_json(&format!("show bgp {family} unicast {prefix} json"))
-        .expect("vtysh answers");
-    json["paths"].as_array()?.first().cloned()
+    let route = lab.bgp_route(prefix).expect("vtysh answers")?;
+    route["paths"].as_array()?.first().cloned()
 }
 
 fn our_state(handle: &BgpHandle) -> &'static str {

@@ -126,7 +126,7 @@ impl PeerTask {
                     Some(PeerCommand::Stop) | None => return self.stop().await,
                     Some(command) => {
                         self.command(command);
-                        if self.take_queued_commands().await {
+                        if self.take_queued_commands() {
                             return self.stop().await;
                         }
                     }
@@ -143,24 +143,17 @@ impl PeerTask {
         }
     }
 
-    /// Applies every command already queued, yielding so that commands still being forwarded
-    /// arrive too, before anything is transmitted: a burst of announcements then leaves as a
-    /// few full UPDATEs instead of one small UPDATE per prefix. Returns whether to stop.
-    async fn take_queued_commands(&mut self) -> bool {
-        loop {
-            let mut taken = false;
-            while let Ok(command) = self.commands.try_recv() {
-                if matches!(command, PeerCommand::Stop) {
-                    return true;
-                }
-                self.command(command);
-                taken = true;
+    /// Applies every command already queued before anything is transmitted: the manager
+    /// forwards a burst at once, so 10,000 announcements leave as a few full UPDATEs instead
+    /// of one small UPDATE per prefix. Returns whether to stop.
+    fn take_queued_commands(&mut self) -> bool {
+        while let Ok(command) = self.commands.try_recv() {
+            if matches!(command, PeerCommand::Stop) {
+                return true;
             }
-            if !taken {
-                return false;
-            }
-            tokio::task::yield_now().await;
+            self.command(command);
         }
+        false
     }
 
     fn command(&mut self, command: PeerCommand) {

@@ -8,7 +8,6 @@ use std::{
     net::IpAddr,
     path::{Path, PathBuf},
     process::Command,
-    thread,
     time::{Duration, Instant},
 };
 
@@ -21,23 +20,7 @@ use serde_json::Value;
 
 pub const SPEAKER: &str = env!("CARGO_BIN_EXE_metallb-speaker");
 
-/// Polls `check` every `every` until it returns `Some`, or gives up after `timeout`.
-pub fn wait_for<T>(
-    timeout: Duration,
-    every: Duration,
-    mut check: impl FnMut() -> Option<T>,
-) -> Option<T> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = check() {
-            return Some(value);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        thread::sleep(every);
-    }
-}
+pub use metallb_testenv::wait_for;
 
 /// A `metallb-speaker run` inside a lab host, with its configuration file, control socket and
 /// log (JSON lines) in a directory of the test.
@@ -156,12 +139,7 @@ impl Speaker {
 
 /// FRR's view of one prefix: its paths, or `None` when FRR does not have it.
 pub fn frr_route(lab: &Lab, prefix: &str) -> Option<Value> {
-    let family = if prefix.contains(':') { "ipv6" } else { "ipv4" };
-    let route = lab
-        .vtysh_json(&format!("show bgp {family} unicast {prefix} json"))
-        .ok()?;
-    route["paths"].as_array().filter(|p| !p.is_empty())?;
-    Some(route)
+    lab.bgp_route(prefix).ok().flatten()
 }
 
 /// The `bgpState` FRR reports for a neighbour.
@@ -173,9 +151,7 @@ pub fn frr_state(lab: &Lab, neighbour: IpAddr) -> String {
 }
 
 pub fn frr_neighbour(lab: &Lab, neighbour: IpAddr) -> Value {
-    lab.vtysh_json(&format!("show bgp neighbors {neighbour} json"))
-        .map(|v| v[neighbour.to_string()].clone())
-        .unwrap_or(Value::Null)
+    lab.bgp_neighbour(neighbour).unwrap_or(Value::Null)
 }
 
 /// Waits until FRR calls the session with `neighbour` Established.
@@ -186,15 +162,12 @@ pub fn wait_established(lab: &Lab, neighbour: IpAddr, timeout: Duration) -> Opti
     })
 }
 
-/// The BFD status FRR reports for `peer` (`up`, `down`, ...).
+/// The status FRR reports for its single-hop BFD session with `peer` (`up`, `down`, ...).
 pub fn frr_bfd_status(lab: &Lab, peer: IpAddr) -> String {
-    let peers = lab.vtysh_json("show bfd peers json").unwrap_or(Value::Null);
-    peers
-        .as_array()
-        .into_iter()
+    let session = lab
+        .bfd_peer(peer, false)
+        .ok()
         .flatten()
-        .find(|p| p["peer"] == peer.to_string())
-        .and_then(|p| p["status"].as_str())
-        .unwrap_or("")
-        .to_owned()
+        .unwrap_or(Value::Null);
+    session["status"].as_str().unwrap_or("").to_owned()
 }

@@ -222,6 +222,33 @@ impl Lab {
         })
     }
 
+    /// The router's `show bgp neighbors ADDRESS json` entry for `address`, `Null` when FRR
+    /// has no such neighbour.
+    pub fn bgp_neighbour(&self, address: IpAddr) -> Result<serde_json::Value> {
+        let all = self.vtysh_json(&format!("show bgp neighbors {address} json"))?;
+        Ok(all[address.to_string()].clone())
+    }
+
+    /// The router's BGP table entry for `prefix` (e.g. `"192.168.250.200/32"`), when it has at
+    /// least one path for it.
+    pub fn bgp_route(&self, prefix: &str) -> Result<Option<serde_json::Value>> {
+        let family = if prefix.contains(':') { "ipv6" } else { "ipv4" };
+        let route = self.vtysh_json(&format!("show bgp {family} unicast {prefix} json"))?;
+        let has_paths = route["paths"].as_array().is_some_and(|p| !p.is_empty());
+        Ok(has_paths.then_some(route))
+    }
+
+    /// The router's BFD session with `peer` (`show bfd peers json`), single or multi hop.
+    pub fn bfd_peer(&self, peer: IpAddr, multihop: bool) -> Result<Option<serde_json::Value>> {
+        let peers = self.vtysh_json("show bfd peers json")?;
+        let peer = peer.to_string();
+        Ok(peers.as_array().and_then(|all| {
+            all.iter()
+                .find(|p| p["peer"] == peer.as_str() && p["multihop"].as_bool() == Some(multihop))
+                .cloned()
+        }))
+    }
+
     /// Sends one ARP request for `ip` from the client; the MAC of the first reply
     /// (`"02:4e:4c:00:00:01"`), or `None` when nothing answered within 2 s.
     pub fn arp(&self, ip: Ipv4Addr) -> Result<Option<String>> {

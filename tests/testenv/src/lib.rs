@@ -33,9 +33,11 @@ mod pki;
 pub mod state;
 pub mod supervisor;
 mod tied;
+mod wait;
 
 pub use binaries::{BUILD_ID, BUILD_SCRIPT, SUPERVISOR_ENV, build_k8s};
 pub use control_plane::{ControlPlane, Options};
 pub use error::{Error, Result};
 pub use namespace::TestNamespace;
 pub use supervisor::TEMP_DIR_PREFIX;
+pub use wait::wait_for;

@@ -24,16 +24,10 @@ fn bgpd_listens(lab: &Lab) -> bool {
 
 /// Polls `check` every 100 ms until it holds or `timeout` passes.
 fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if check() {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    metallb_testenv::wait_for(timeout, Duration::from_millis(100), || {
+        check().then_some(())
+    })
+    .is_some()
 }
 
 #[test]

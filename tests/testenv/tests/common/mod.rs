@@ -5,7 +5,7 @@
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use metallb_testenv::ControlPlane;
 use serde_json::Value;
@@ -155,14 +155,6 @@ pub fn process_alive(pid: u32) -> bool {
 
 /// Polls `done` until it holds or `timeout` passes; returns whether it held.
 pub fn eventually(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if done() {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    metallb_testenv::wait_for(timeout, Duration::from_millis(100), || done().then_some(()))
+        .is_some()
 }
