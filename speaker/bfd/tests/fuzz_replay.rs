@@ -3,6 +3,11 @@
 //! appended bytes), must parse without panicking, and whatever parses must survive encode and
 //! parse unchanged. Packets that parse are also fed to a session, which must not panic either.
 
+#![expect(
+    clippy::disallowed_methods,
+    reason = "simulated time starts at Instant::now()"
+)]
+
 use std::{
     collections::BTreeSet,
     num::NonZeroU32,

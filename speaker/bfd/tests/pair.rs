@@ -1,6 +1,11 @@
 //! Two session cores wired to each other through the codec, with simulated time and a link
 //! that each direction can cut: handshake, detection, Poll/Final, passive mode, AdminDown.
 
+#![expect(
+    clippy::disallowed_methods,
+    reason = "simulated time starts at Instant::now()"
+)]
+
 use std::{
     num::NonZeroU32,
     time::{Duration, Instant},

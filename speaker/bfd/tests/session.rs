@@ -1,6 +1,11 @@
 //! One session core against hand-built peer packets: TTL and discriminator checks, timer
 //! arithmetic, Poll/Final corner cases and jitter bounds.
 
+#![expect(
+    clippy::disallowed_methods,
+    reason = "simulated time starts at Instant::now()"
+)]
+
 use std::{
     num::{NonZeroU8, NonZeroU32},
     time::{Duration, Instant},

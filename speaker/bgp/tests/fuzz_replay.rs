@@ -3,6 +3,11 @@
 //! lie, appended bytes), must parse without panicking, and whatever parses cleanly must survive
 //! encode and parse unchanged. The mutated bytes are also fed to a connected session.
 
+#![expect(
+    clippy::disallowed_methods,
+    reason = "simulated time starts at Instant::now()"
+)]
+
 use std::{
     collections::BTreeSet,
     net::Ipv4Addr,

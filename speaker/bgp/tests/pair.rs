@@ -1,6 +1,11 @@
 //! Two sessions wired to each other in process, with time driven by the test: establishment,
 //! timers, route exchange and teardown as a peer sees them.
 
+#![expect(
+    clippy::disallowed_methods,
+    reason = "simulated time starts at Instant::now()"
+)]
+
 use std::{
     collections::BTreeSet,
     net::{Ipv4Addr, Ipv6Addr},

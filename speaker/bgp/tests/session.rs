@@ -1,5 +1,10 @@
 //! One session driven by hand-built bytes: OPEN validation, framing, timers and back-off.
 
+#![expect(
+    clippy::disallowed_methods,
+    reason = "simulated time starts at Instant::now()"
+)]
+
 use std::{
     net::Ipv4Addr,
     time::{Duration, Instant},

@@ -2,6 +2,11 @@
 //! takeover, window extension and restart, the optional refresh, release, and what a burst
 //! holds on which interface.
 
+#![expect(
+    clippy::disallowed_methods,
+    reason = "simulated time starts at Instant::now()"
+)]
+
 use std::{
     collections::BTreeSet,
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
