@@ -3,6 +3,7 @@
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use validator::Validate;
 
 /// Protocol a 4.10 pool is announced with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -27,16 +28,18 @@ impl Protocol {
 }
 
 /// How the IPs of a BGP pool are advertised (4.10 inline form).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema, Validate)]
 #[serde(rename_all = "camelCase")]
 pub struct LegacyBgpAdvertisement {
     /// Prefix length IPv4 service IPs are aggregated to. Default 32 (one route per IP).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1, max = 32), extend("default" = 32))]
+    #[validate(range(min = 1, max = 32))]
+    #[schemars(extend("default" = 32))]
     pub aggregation_length: Option<i32>,
     /// Prefix length IPv6 service IPs are aggregated to. Default 128.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1, max = 128), extend("default" = 128))]
+    #[validate(range(min = 1, max = 128))]
+    #[schemars(extend("default" = 128))]
     pub aggregation_length_v6: Option<i32>,
     /// BGP LOCAL_PREF attribute, sent to iBGP peers only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -53,12 +56,15 @@ macro_rules! address_pool_version {
             use kube::CustomResource;
             use schemars::JsonSchema;
             use serde::{Deserialize, Serialize};
+            use validator::Validate;
 
             use super::{LegacyBgpAdvertisement, Protocol};
 
             /// A range of IPs MetalLB may assign to Services, with the protocol that announces
             /// them.
-            #[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+            #[derive(
+                CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema, Validate,
+            )]
             #[kube(
                 group = "metallb.io",
                 version = $version,
@@ -87,6 +93,7 @@ macro_rules! address_pool_version {
                 pub auto_assign: Option<bool>,
                 /// How a `bgp` pool is advertised; several entries announce the IPs several ways.
                 #[serde(default, skip_serializing_if = "Option::is_none")]
+                #[validate(nested)]
                 pub bgp_advertisements: Option<Vec<LegacyBgpAdvertisement>>,
             }
 

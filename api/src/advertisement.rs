@@ -4,6 +4,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use validator::Validate;
 
 /// Announces the IPs of the selected pools with ARP (IPv4) and NDP (IPv6) from one elected
 /// node per Service.
@@ -65,7 +66,9 @@ pub struct L2AdvertisementSpec {
 pub struct L2AdvertisementStatus {}
 
 /// Announces the IPs of the selected pools to BGP peers.
-#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema, Validate,
+)]
 #[kube(
     group = "metallb.io",
     version = "v1beta1",
@@ -98,11 +101,13 @@ pub struct L2AdvertisementStatus {}
 pub struct BGPAdvertisementSpec {
     /// Prefix length IPv4 service IPs are aggregated to. Default 32 (one route per IP).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0, max = 32), extend("default" = 32))]
+    #[validate(range(min = 0, max = 32))]
+    #[schemars(extend("default" = 32))]
     pub aggregation_length: Option<i32>,
     /// Prefix length IPv6 service IPs are aggregated to. Default 128.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0, max = 128), extend("default" = 128))]
+    #[validate(range(min = 0, max = 128))]
+    #[schemars(extend("default" = 128))]
     pub aggregation_length_v6: Option<i32>,
     /// BGP LOCAL_PREF attribute, sent to iBGP peers only.
     #[serde(default, skip_serializing_if = "Option::is_none")]

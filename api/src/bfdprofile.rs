@@ -3,9 +3,12 @@
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use validator::Validate;
 
 /// Parameters of the BFD sessions of the BGPPeers that name this profile.
-#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema, Validate,
+)]
 #[kube(
     group = "metallb.io",
     version = "v1beta1",
@@ -42,19 +45,19 @@ pub struct BFDProfileSpec {
     /// Minimum interval between received control packets this system can handle, in
     /// milliseconds. Default 300.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 10, max = 60000))]
+    #[validate(range(min = 10, max = 60000))]
     pub receive_interval: Option<u32>,
     /// Minimum interval between transmitted control packets, in milliseconds. Default 300.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 10, max = 60000))]
+    #[validate(range(min = 10, max = 60000))]
     pub transmit_interval: Option<u32>,
     /// Number of missed packets after which the session is declared down. Default 3.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 2, max = 255))]
+    #[validate(range(min = 2, max = 255))]
     pub detect_multiplier: Option<u32>,
     /// Minimum interval between transmitted echo packets, in milliseconds. Default 50.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 10, max = 60000))]
+    #[validate(range(min = 10, max = 60000))]
     pub echo_interval: Option<u32>,
     /// Send echo packets (single hop only; not with IPv6 advertisements). Default false.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -64,7 +67,7 @@ pub struct BFDProfileSpec {
     pub passive_mode: Option<bool>,
     /// For multi-hop sessions, the lowest TTL a received packet may carry. Default 254.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1, max = 254))]
+    #[validate(range(min = 1, max = 254))]
     pub minimum_ttl: Option<u32>,
 }
 

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use validator::Validate;
 
 /// Highest 4-octet AS number.
 pub const MAX_ASN: u32 = u32::MAX;
@@ -17,7 +18,15 @@ pub mod v1beta1 {
 
     /// A BGP router the speakers on the selected nodes peer with.
     #[derive(
-        CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema,
+        CustomResource,
+        Clone,
+        Debug,
+        Default,
+        PartialEq,
+        Serialize,
+        Deserialize,
+        JsonSchema,
+        Validate,
     )]
     #[kube(
         group = "metallb.io",
@@ -42,11 +51,11 @@ pub mod v1beta1 {
     pub struct BGPPeerSpec {
         /// AS number of the speakers.
         #[serde(rename = "myASN")]
-        #[schemars(range(min = 0, max = MAX_ASN))]
+        #[validate(range(min = 0, max = MAX_ASN))]
         pub my_asn: u32,
         /// AS number of the peer.
         #[serde(rename = "peerASN")]
-        #[schemars(range(min = 0, max = MAX_ASN))]
+        #[validate(range(min = 0, max = MAX_ASN))]
         pub peer_asn: u32,
         /// IP address of the peer.
         pub peer_address: String,
@@ -55,19 +64,22 @@ pub mod v1beta1 {
         pub source_address: Option<String>,
         /// TCP port of the peer. Default 179.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        #[schemars(range(min = 0, max = 16384))]
+        #[validate(range(min = 0, max = 16384))]
         pub peer_port: Option<u16>,
         /// Proposed BGP hold time (`90s`); 0 or at least 3s.
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[validate(nested)]
         pub hold_time: Option<GoDuration>,
         /// Proposed keepalive interval; at most the hold time. Default: a third of it.
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[validate(nested)]
         pub keepalive_time: Option<GoDuration>,
         /// BGP router ID to use; all peers selecting a node must agree on it.
         #[serde(default, rename = "routerID", skip_serializing_if = "Option::is_none")]
         pub router_id: Option<String>,
         /// Nodes whose speakers open this session; all nodes when empty.
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[validate(nested)]
         pub node_selectors: Option<Vec<NodeSelector>>,
         /// TCP-MD5 password of the session.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -84,7 +96,7 @@ pub mod v1beta1 {
     }
 
     /// A node selector in the 4.10 form; the same JSON shape as a label selector.
-    #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+    #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema, Validate)]
     #[serde(rename_all = "camelCase")]
     pub struct NodeSelector {
         /// Labels a node must carry, all of them.
@@ -92,11 +104,12 @@ pub mod v1beta1 {
         pub match_labels: Option<BTreeMap<String, String>>,
         /// Label requirements a node must meet, all of them.
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[validate(nested)]
         pub match_expressions: Option<Vec<MatchExpression>>,
     }
 
     /// One label requirement.
-    #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+    #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema, Validate)]
     #[serde(rename_all = "camelCase")]
     pub struct MatchExpression {
         /// The label key.
@@ -104,7 +117,7 @@ pub mod v1beta1 {
         /// `In`, `NotIn`, `Exists` or `DoesNotExist`.
         pub operator: String,
         /// Values for `In` and `NotIn`.
-        #[schemars(length(min = 1))]
+        #[validate(length(min = 1))]
         pub values: Vec<String>,
     }
 
@@ -124,7 +137,15 @@ pub mod v1beta2 {
 
     /// A BGP router the speakers on the selected nodes peer with.
     #[derive(
-        CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema,
+        CustomResource,
+        Clone,
+        Debug,
+        Default,
+        PartialEq,
+        Serialize,
+        Deserialize,
+        JsonSchema,
+        Validate,
     )]
     #[kube(
         group = "metallb.io",
@@ -149,11 +170,11 @@ pub mod v1beta2 {
     pub struct BGPPeerSpec {
         /// AS number of the speakers.
         #[serde(rename = "myASN")]
-        #[schemars(range(min = 0, max = MAX_ASN))]
+        #[validate(range(min = 0, max = MAX_ASN))]
         pub my_asn: u32,
         /// AS number of the peer; leave empty when `dynamicASN` is set.
         #[serde(default, rename = "peerASN", skip_serializing_if = "Option::is_none")]
-        #[schemars(range(min = 0, max = MAX_ASN))]
+        #[validate(range(min = 0, max = MAX_ASN))]
         pub peer_asn: Option<u32>,
         /// Accept any peer AS of this kind (`internal` = ours, `external` = another) instead
         /// of a fixed `peerASN`.
@@ -165,7 +186,7 @@ pub mod v1beta2 {
         pub dynamic_asn: Option<DynamicAsnMode>,
         /// AS number the session announces instead of `myASN`.
         #[serde(default, rename = "localASN", skip_serializing_if = "Option::is_none")]
-        #[schemars(range(min = 0, max = MAX_ASN))]
+        #[validate(range(min = 0, max = MAX_ASN))]
         pub local_asn: Option<u32>,
         /// IP address of the peer; leave empty when `interface` is set.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -179,17 +200,21 @@ pub mod v1beta2 {
         pub source_address: Option<String>,
         /// TCP port of the peer. Default 179.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        #[schemars(range(min = 1, max = 16384), extend("default" = 179))]
+        #[validate(range(min = 1, max = 16384))]
+        #[schemars(extend("default" = 179))]
         pub peer_port: Option<u16>,
         /// Proposed BGP hold time (`90s`); 0 or at least 3s. Default 90s.
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[validate(nested)]
         pub hold_time: Option<GoDuration>,
         /// Proposed keepalive interval; at most the hold time. Default: a third of it.
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[validate(nested)]
         pub keepalive_time: Option<GoDuration>,
         /// Upper bound of the pause between connection attempts, whole seconds from 1s to
         /// 65535s.
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[validate(nested)]
         pub connect_time: Option<GoDuration>,
         /// BGP router ID to use; all peers selecting a node must agree on it.
         #[serde(default, rename = "routerID", skip_serializing_if = "Option::is_none")]

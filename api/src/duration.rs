@@ -4,6 +4,7 @@ use std::{borrow::Cow, fmt, time::Duration};
 
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
+use validator::{Validate, ValidationError, ValidationErrors};
 
 /// Pattern the CRD schema enforces on every duration field.
 pub const GO_DURATION_PATTERN: &str = r"^(0|(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|µs|ms|s|m|h))+)$";
@@ -11,7 +12,8 @@ pub const GO_DURATION_PATTERN: &str = r"^(0|(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|
 /// A duration in Go syntax, kept as written so objects round-trip unchanged.
 ///
 /// Parsing happens on use ([`GoDuration::parse`]) so that a stored value that does not parse
-/// becomes a validation error naming the field, not a failure to read the whole object.
+/// becomes a validation error naming the field, not a failure to read the whole object: a
+/// field marked `#[validate(nested)]` reports it from `validate()`, as the schema's pattern does.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct GoDuration(pub String);
@@ -48,6 +50,21 @@ impl From<Duration> for GoDuration {
 impl fmt::Display for GoDuration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+impl Validate for GoDuration {
+    /// Fails with code `duration` and the [`DurationError`] text, on the field itself.
+    fn validate(&self) -> Result<(), ValidationErrors> {
+        let Err(error) = self.parse() else {
+            return Ok(());
+        };
+        let mut errors = ValidationErrors::new();
+        errors.add(
+            "__all__",
+            ValidationError::new("duration").with_message(error.to_string().into()),
+        );
+        Err(errors)
     }
 }
 

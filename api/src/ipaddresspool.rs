@@ -4,10 +4,13 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use validator::Validate;
 
 /// A set of IPs MetalLB may assign to Services of type LoadBalancer. How they are announced is
 /// decided by L2Advertisements and BGPAdvertisements that select the pool.
-#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema, Validate,
+)]
 #[kube(
     group = "metallb.io",
     version = "v1beta1",
@@ -34,6 +37,7 @@ use serde::{Deserialize, Serialize};
 pub struct IPAddressPoolSpec {
     /// IPs of the pool: CIDRs (`192.168.1.0/24`, a single IP as `/32` or `/128`) or inclusive
     /// ranges (`192.168.1.10-192.168.1.20`). No two pools may overlap.
+    #[validate(length(min = 1, message = "the pool has no addresses"))]
     pub addresses: Vec<String>,
     /// Whether IPs are handed out automatically; when false, only Services that ask for this
     /// pool or one of its IPs get one. Default true.

@@ -46,6 +46,16 @@ pub mod annotations {
     pub const DRAIN: &str = "metallb.io/drain";
 }
 
+/// Compiles a schema pattern for `#[validate(regex(path = ..))]`. Matching is ASCII-only, as in
+/// the API server's (Go) regular expressions, and the regex displays as the pattern itself, which
+/// is what schemars writes into the CRD.
+pub(crate) fn schema_regex(pattern: &str) -> regex::Regex {
+    regex::RegexBuilder::new(pattern)
+        .unicode(false)
+        .build()
+        .expect("schema patterns are valid regular expressions")
+}
+
 /// Removes a type's own description from its schema so that the documentation of the field
 /// using it becomes the CRD description (kube's handling of `Option<Enum>` would otherwise
 /// replace the field's text with the type's).

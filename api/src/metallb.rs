@@ -1,11 +1,12 @@
 //! `MetalLB` v1beta1: the singleton that tells the operator how to deploy the stack.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, sync::LazyLock};
 
 use k8s_openapi::api::core::v1::{Affinity, ResourceRequirements, Toleration};
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use validator::Validate;
 
 use crate::{condition::Condition, duration::GoDuration};
 
@@ -13,9 +14,14 @@ use crate::{condition::Condition, duration::GoDuration};
 pub const LOAD_BALANCER_CLASS_PATTERN: &str =
     r"^([a-z0-9A-Z]([\w.\-]*[a-z0-9A-Z])?/)?[a-z0-9A-Z]([\w.\-]*[a-z0-9A-Z])?$";
 
+static LOAD_BALANCER_CLASS: LazyLock<regex::Regex> =
+    LazyLock::new(|| crate::schema_regex(LOAD_BALANCER_CLASS_PATTERN));
+
 /// Desired state of the MetalLB deployment. Only the object named `metallb` in the operator's
 /// namespace is reconciled; any other name is reported `Degraded`.
-#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema, Validate,
+)]
 #[kube(
     group = "metallb.io",
     version = "v1beta1",
@@ -75,7 +81,10 @@ pub struct MetalLBSpec {
     /// Only Services with this `spec.loadBalancerClass` are handled; when unset, only Services
     /// without a class are.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(pattern(LOAD_BALANCER_CLASS_PATTERN))]
+    #[validate(regex(
+        path = *LOAD_BALANCER_CLASS,
+        message = "must be a qualified name: an optional DNS subdomain and `/`, then alphanumerics, `-`, `_` or `.`"
+    ))]
     pub load_balancer_class: Option<String>,
     /// BGP implementation. Only `native` (the default) is supported: the speaker speaks BGP and
     /// BFD itself, so the FRR-based backends are refused by the admission webhook.
@@ -94,10 +103,12 @@ pub struct MetalLBSpec {
     pub drain: Option<DrainConfig>,
     /// How a speaker withdraws its BGP routes on a planned exit or a drain.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[validate(nested)]
     pub graceful_shutdown: Option<GracefulShutdownConfig>,
     /// Fencing of speakers cut off from the API server: each speaker renews a per-node Lease and
     /// one that cannot while its peers can stops announcing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[validate(nested)]
     pub fencing: Option<FencingConfig>,
 }
 
@@ -208,7 +219,7 @@ impl DrainConfig {
 }
 
 /// BGP graceful shutdown (RFC 8326) before withdrawal.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema, Validate)]
 #[serde(rename_all = "camelCase")]
 pub struct GracefulShutdownConfig {
     /// Re-announce every prefix with the GRACEFUL_SHUTDOWN community (65535:0) before
@@ -220,6 +231,7 @@ pub struct GracefulShutdownConfig {
     /// Default `5s`. The operator sets the speaker's termination grace period above it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("default" = "5s"))]
+    #[validate(nested)]
     pub delay: Option<GoDuration>,
 }
 
@@ -234,7 +246,7 @@ impl GracefulShutdownConfig {
 }
 
 /// Fencing of speakers that lose the API server.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema, Validate)]
 #[serde(rename_all = "camelCase")]
 pub struct FencingConfig {
     /// Whether speakers fence themselves. Default true.
@@ -245,6 +257,7 @@ pub struct FencingConfig {
     /// its peers have stops announcing. Default `10s`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("default" = "10s"))]
+    #[validate(nested)]
     pub lease_duration: Option<GoDuration>,
 }
 

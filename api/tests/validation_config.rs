@@ -117,7 +117,9 @@ fn bgp_advertisement_rules_refuse_and_accept() {
             (
                 "a malformed node selector",
                 json!({"nodeSelectors": [{"matchExpressions": [{"key": "k", "operator": "Near", "values": ["x"]}]}]}),
-                Some("spec.nodeSelectors[0]: invalid selector: unknown operator"),
+                Some(
+                    r#"spec.nodeSelectors[0].matchExpressions[0].operator: invalid selector: unknown operator "Near" on key "k""#,
+                ),
             ),
         ],
         |spec| {

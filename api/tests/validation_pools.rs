@@ -111,13 +111,17 @@ fn address_pool_rules_refuse_and_accept_as_the_410_operator_did() {
             "IPv4 aggregation over 32",
             Operation::Create,
             json!({"protocol": "bgp", "addresses": ["2.2.2.0/24"], "bgpAdvertisements": [{"aggregationLength": 33}]}),
-            Some("invalid aggregation length 33 for IPv4"),
+            Some(
+                "spec.bgpAdvertisements[0].aggregationLength: invalid aggregation length value 33, must be between 1 and 32",
+            ),
         ),
         (
             "IPv6 aggregation over 128",
             Operation::Create,
             json!({"protocol": "bgp", "addresses": ["3000::/64"], "bgpAdvertisements": [{"aggregationLengthV6": 129}]}),
-            Some("invalid aggregation length 129 for IPv6"),
+            Some(
+                "spec.bgpAdvertisements[0].aggregationLengthV6: invalid aggregation length v6 value 129, must be between 1 and 128",
+            ),
         ),
         (
             "aggregation shorter than the pool",

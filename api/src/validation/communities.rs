@@ -2,9 +2,14 @@
 
 use std::collections::BTreeSet;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+
 use super::{
-    Denial, Operation, Report, Snapshot, addresses::parse_entry, check_namespace,
-    pools::aggregation_fits, selector,
+    Denial, Operation, Report, Snapshot,
+    addresses::parse_entry,
+    check_namespace,
+    pools::aggregation_fits,
+    selector::{self, Selection},
 };
 use crate::{
     advertisement::{BGPAdvertisement, BGPAdvertisementSpec, L2Advertisement},
@@ -137,37 +142,22 @@ pub(super) fn selects_pool(
 
 fn pool_selected(
     names: Option<&[String]>,
-    selectors: Option<&[k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector]>,
+    selectors: Option<&[LabelSelector]>,
     pool: &str,
     labels: &selector::Labels,
 ) -> bool {
     let names = names.unwrap_or_default();
-    let selectors = selectors.unwrap_or_default();
-    if names.is_empty() && selectors.is_empty() {
+    let selection = Selection::of(selectors);
+    if names.is_empty() && selection.is_everything() {
         return true;
     }
-    names.iter().any(|n| n == pool) || selectors.iter().any(|s| selector::matches(s, labels))
+    names.iter().any(|n| n == pool) || selection.any_matches(labels)
 }
 
 /// Whether the advertisement aggregates (a length other than one route per IP).
 pub(super) fn aggregates(ad: &BGPAdvertisementSpec) -> bool {
     ad.aggregation_length.is_some_and(|l| l != 32)
         || ad.aggregation_length_v6.is_some_and(|l| l != 128)
-}
-
-fn check_selectors(
-    report: &mut Report,
-    field: &str,
-    selectors: Option<&[k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector]>,
-) {
-    for (i, s) in selectors.unwrap_or_default().iter().enumerate() {
-        if let Some(problem) = selector::problem(s) {
-            report.add(
-                format!("{field}[{i}]"),
-                format!("invalid selector: {problem}"),
-            );
-        }
-    }
 }
 
 fn check_unique(report: &mut Report, field: &str, what: &str, values: Option<&[String]>) {
@@ -192,6 +182,7 @@ pub fn validate_bgp_advertisement(
     let spec = &ad.spec;
     let mut report = Report::new("bgpadvertisement", Some(name));
     check_namespace(&mut report, op, ad.metadata.namespace.as_deref(), snapshot);
+    report.check_fields("spec", spec);
     check_unique(
         &mut report,
         "spec.ipAddressPools",
@@ -199,12 +190,12 @@ pub fn validate_bgp_advertisement(
         spec.ip_address_pools.as_deref(),
     );
     check_unique(&mut report, "spec.peers", "peer", spec.peers.as_deref());
-    check_selectors(
+    selector::check_list(
         &mut report,
         "spec.ipAddressPoolSelectors",
         spec.ip_address_pool_selectors.as_deref(),
     );
-    check_selectors(
+    selector::check_list(
         &mut report,
         "spec.nodeSelectors",
         spec.node_selectors.as_deref(),
@@ -268,6 +259,9 @@ pub fn validate_bgp_advertisement(
                 "spec.aggregationLengthV6",
             ),
         ] {
+            if report.has_problem(field) {
+                continue;
+            }
             if let Err(text) =
                 aggregation_fits(length, entries.iter().filter(|e| e.is_ipv4() == v4))
             {
@@ -322,12 +316,12 @@ pub fn validate_l2_advertisement(
             );
         }
     }
-    check_selectors(
+    selector::check_list(
         &mut report,
         "spec.ipAddressPoolSelectors",
         spec.ip_address_pool_selectors.as_deref(),
     );
-    check_selectors(
+    selector::check_list(
         &mut report,
         "spec.nodeSelectors",
         spec.node_selectors.as_deref(),

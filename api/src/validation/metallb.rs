@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Affinity, Toleration};
+use k8s_openapi::api::core::v1::{Affinity, PodAffinityTerm, Toleration};
 
-use super::{Denial, Report};
+use super::{Denial, Report, selector};
 use crate::metallb::{BgpBackend, Config, MetalLB};
 
 /// Longest graceful-shutdown delay: the speaker's termination grace period is derived from it.
@@ -20,6 +20,7 @@ pub const MAX_LEASE_DURATION: Duration = Duration::from_secs(300);
 pub fn validate_metallb(metallb: &MetalLB) -> Result<(), Denial> {
     let spec = &metallb.spec;
     let mut report = Report::new("metallb", metallb.metadata.name.as_deref());
+    report.check_fields("spec", spec);
 
     check_tolerations(
         &mut report,
@@ -85,33 +86,30 @@ pub fn validate_metallb(metallb: &MetalLB) -> Result<(), Denial> {
             }
         }
     }
+    // Unparsable durations are reported by `check_fields`.
     if let Some(delay) = spec
         .graceful_shutdown
         .as_ref()
         .and_then(|g| g.delay.as_ref())
+        && delay.parse().is_ok_and(|d| d > MAX_GRACEFUL_SHUTDOWN_DELAY)
     {
-        match delay.parse() {
-            Err(e) => report.add("spec.gracefulShutdown.delay", e.to_string()),
-            Ok(d) if d > MAX_GRACEFUL_SHUTDOWN_DELAY => report.add(
-                "spec.gracefulShutdown.delay",
-                format!("graceful shutdown delay {delay} is longer than the maximum 5m0s"),
-            ),
-            Ok(_) => {}
-        }
+        report.add(
+            "spec.gracefulShutdown.delay",
+            format!("graceful shutdown delay {delay} is longer than the maximum 5m0s"),
+        );
     }
     if let Some(lease) = spec
         .fencing
         .as_ref()
         .and_then(|f| f.lease_duration.as_ref())
+        && lease
+            .parse()
+            .is_ok_and(|d| !(MIN_LEASE_DURATION..=MAX_LEASE_DURATION).contains(&d))
     {
-        match lease.parse() {
-            Err(e) => report.add("spec.fencing.leaseDuration", e.to_string()),
-            Ok(d) if !(MIN_LEASE_DURATION..=MAX_LEASE_DURATION).contains(&d) => report.add(
-                "spec.fencing.leaseDuration",
-                format!("lease duration {lease} must be between 2s and 5m0s"),
-            ),
-            Ok(_) => {}
-        }
+        report.add(
+            "spec.fencing.leaseDuration",
+            format!("lease duration {lease} must be between 2s and 5m0s"),
+        );
     }
     report.finish()
 }
@@ -169,6 +167,66 @@ fn check_affinity(report: &mut Report, field: &str, what: &str, config: Option<&
             format!("{field}.affinity.podAffinity"),
             format!("{what} PodAffinity set with invalid weight for preferred scheduling term"),
         );
+    }
+    check_pod_selectors(report, &format!("{field}.affinity"), affinity);
+}
+
+/// Reports malformed label and namespace selectors of the pod (anti-)affinity terms.
+fn check_pod_selectors(report: &mut Report, field: &str, affinity: &Affinity) {
+    let pod = affinity.pod_affinity.as_ref();
+    let anti = affinity.pod_anti_affinity.as_ref();
+    let groups = [
+        (
+            "podAffinity",
+            pod.and_then(|a| {
+                a.required_during_scheduling_ignored_during_execution
+                    .as_deref()
+            }),
+            pod.and_then(|a| {
+                a.preferred_during_scheduling_ignored_during_execution
+                    .as_deref()
+            }),
+        ),
+        (
+            "podAntiAffinity",
+            anti.and_then(|a| {
+                a.required_during_scheduling_ignored_during_execution
+                    .as_deref()
+            }),
+            anti.and_then(|a| {
+                a.preferred_during_scheduling_ignored_during_execution
+                    .as_deref()
+            }),
+        ),
+    ];
+    for (name, required, preferred) in groups {
+        let required = required
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let path =
+                    format!("{field}.{name}.requiredDuringSchedulingIgnoredDuringExecution[{i}]");
+                (path, t)
+            });
+        let preferred = preferred.unwrap_or_default().iter().enumerate().map(|(i, w)| {
+            let path = format!(
+                "{field}.{name}.preferredDuringSchedulingIgnoredDuringExecution[{i}].podAffinityTerm"
+            );
+            (path, &w.pod_affinity_term)
+        });
+        for (path, term) in required.chain(preferred) {
+            check_term(report, &path, term);
+        }
+    }
+}
+
+fn check_term(report: &mut Report, path: &str, term: &PodAffinityTerm) {
+    for (name, selector) in [
+        ("labelSelector", &term.label_selector),
+        ("namespaceSelector", &term.namespace_selector),
+    ] {
+        selector::check_one(report, &format!("{path}.{name}"), selector.as_ref());
     }
 }
 

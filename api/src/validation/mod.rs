@@ -5,9 +5,15 @@
 //! returns every problem found, or the first one where the reference stops at the first.
 //! Texts keep the key phrases of MetalLB and its operator and always name the object and the
 //! field.
+//!
+//! Ranges, lengths and patterns of single fields are declared once, as `#[validate(..)]`
+//! attributes on the types: schemars writes them into the CRD schema and each function here
+//! checks them with `Validate::validate()` (see `fields`). Rules about several fields or
+//! objects (overlaps, uniqueness, references, selectors) are written here.
 
 pub mod addresses;
 mod communities;
+mod fields;
 mod metallb;
 mod peers;
 mod pools;
@@ -124,6 +130,16 @@ impl Report {
             field: field.into(),
             text: text.into(),
         });
+    }
+
+    /// Whether a problem was already found with this field.
+    pub(crate) fn has_problem(&self, field: &str) -> bool {
+        self.problems.iter().any(|p| p.field == field)
+    }
+
+    /// Adds every broken field rule declared on `value` (a spec), with paths under `prefix`.
+    pub(crate) fn check_fields(&mut self, prefix: &str, value: &impl validator::Validate) {
+        self.problems.extend(fields::problems(prefix, value));
     }
 
     pub(crate) fn finish(self) -> Result<(), Denial> {

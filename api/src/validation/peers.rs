@@ -3,9 +3,10 @@
 
 use std::{net::IpAddr, time::Duration};
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
-
-use super::{Denial, Operation, Report, Snapshot, check_namespace, selector};
+use super::{
+    Denial, Operation, Report, Snapshot, check_namespace,
+    selector::{self, Selection, SelectorError},
+};
 use crate::{
     bfdprofile::BFDProfile,
     bgppeer::{
@@ -39,12 +40,14 @@ struct PeerView<'a> {
     router_id: Option<&'a str>,
     multihop: bool,
     password_both: bool,
-    node_selectors: Vec<LabelSelector>,
+    node_selectors: Selection,
+    selector_errors: Vec<(usize, SelectorError)>,
 }
 
 impl<'a> PeerView<'a> {
     fn of_v1beta2(peer: &'a v1beta2::BGPPeer) -> Self {
         let s = &peer.spec;
+        let (node_selectors, selector_errors) = Selection::parse(s.node_selectors.as_deref());
         PeerView {
             name: peer.metadata.name.as_deref().unwrap_or_default(),
             my_asn: s.my_asn,
@@ -60,12 +63,19 @@ impl<'a> PeerView<'a> {
             multihop: s.ebgp_multi_hop.unwrap_or(false),
             password_both: s.password.as_deref().is_some_and(|p| !p.is_empty())
                 && s.password_secret.is_some(),
-            node_selectors: s.node_selectors.clone().unwrap_or_default(),
+            node_selectors,
+            selector_errors,
         }
     }
 
     fn of_v1beta1(peer: &'a v1beta1::BGPPeer) -> Self {
         let s = &peer.spec;
+        let written: Option<Vec<_>> = s.node_selectors.as_ref().map(|list| {
+            list.iter()
+                .map(crate::conversion::to_label_selector)
+                .collect()
+        });
+        let (node_selectors, selector_errors) = Selection::parse(written.as_deref());
         PeerView {
             name: peer.metadata.name.as_deref().unwrap_or_default(),
             my_asn: s.my_asn,
@@ -80,12 +90,8 @@ impl<'a> PeerView<'a> {
             router_id: s.router_id.as_deref(),
             multihop: s.ebgp_multi_hop.unwrap_or(false),
             password_both: false,
-            node_selectors: s
-                .node_selectors
-                .iter()
-                .flatten()
-                .map(crate::conversion::to_label_selector)
-                .collect(),
+            node_selectors,
+            selector_errors,
         }
     }
 
@@ -97,10 +103,10 @@ impl<'a> PeerView<'a> {
 /// Whether two peers select a common node; with no nodes known, every pair does.
 fn share_a_node(a: &PeerView<'_>, b: &PeerView<'_>, snapshot: &Snapshot) -> bool {
     snapshot.nodes.is_empty()
-        || snapshot.nodes.values().any(|labels| {
-            selector::any_matches(Some(&a.node_selectors), labels)
-                && selector::any_matches(Some(&b.node_selectors), labels)
-        })
+        || snapshot
+            .nodes
+            .values()
+            .any(|labels| a.node_selectors.selects(labels) && b.node_selectors.selects(labels))
 }
 
 fn duration(value: Option<&GoDuration>) -> Option<Duration> {
@@ -114,7 +120,10 @@ pub fn validate_bgp_peer_v1beta1(
     snapshot: &Snapshot,
 ) -> Result<(), Denial> {
     let view = PeerView::of_v1beta1(peer);
-    peer_report(&view, snapshot, Era::Legacy).finish()
+    let mut report = Report::new("bgppeer", Some(view.name));
+    report.check_fields("spec", &peer.spec);
+    peer_rules(&mut report, &view, snapshot, Era::Legacy);
+    report.finish()
 }
 
 /// Validates a BGPPeer v1beta2 with the current rules.
@@ -131,13 +140,12 @@ pub fn validate_bgp_peer_v1beta2(
         peer.metadata.namespace.as_deref(),
         snapshot,
     );
-    let rest = peer_report(&view, snapshot, Era::Current);
-    report.problems.extend(rest.problems);
+    report.check_fields("spec", &peer.spec);
+    peer_rules(&mut report, &view, snapshot, Era::Current);
     report.finish()
 }
 
-fn peer_report(new: &PeerView<'_>, snapshot: &Snapshot, era: Era) -> Report {
-    let mut r = Report::new("bgppeer", Some(new.name));
+fn peer_rules(r: &mut Report, new: &PeerView<'_>, snapshot: &Snapshot, era: Era) {
     let others: Vec<PeerView<'_>> = snapshot
         .bgp_peers
         .iter()
@@ -206,7 +214,7 @@ fn peer_report(new: &PeerView<'_>, snapshot: &Snapshot, era: Era) -> Report {
         r.add("spec.ebgpMultiHop", text);
     }
 
-    check_timers(&mut r, new, era);
+    check_timers(r, new, era);
 
     if let Some(id) = new.router_id {
         if id.parse::<IpAddr>().is_err() {
@@ -258,16 +266,7 @@ fn peer_report(new: &PeerView<'_>, snapshot: &Snapshot, era: Era) -> Report {
         };
         r.add("spec.holdTime", text);
     }
-    for (field, value) in [
-        ("spec.holdTime", new.hold),
-        ("spec.keepaliveTime", new.keepalive),
-        ("spec.connectTime", new.connect),
-    ] {
-        if let Some(Err(e)) = value.map(GoDuration::parse) {
-            r.add(field, e.to_string());
-        }
-    }
-    r
+    selector::add_errors(r, "spec.nodeSelectors", &new.selector_errors);
 }
 
 fn check_timers(r: &mut Report, new: &PeerView<'_>, era: Era) {
@@ -326,7 +325,7 @@ fn check_timers(r: &mut Report, new: &PeerView<'_>, era: Era) {
     }
 }
 
-/// Validates a `BFDProfile`: parameter ranges and a unique name.
+/// Validates a `BFDProfile`: parameter ranges (declared on the type) and a unique name.
 pub fn validate_bfd_profile(
     op: Operation,
     profile: &BFDProfile,
@@ -354,47 +353,7 @@ pub fn validate_bfd_profile(
             format!("duplicate definition of bfdprofile {name:?}"),
         );
     }
-    let s = &profile.spec;
-    for (field, what, value, range) in [
-        (
-            "spec.receiveInterval",
-            "receive interval",
-            s.receive_interval,
-            10..=60000,
-        ),
-        (
-            "spec.transmitInterval",
-            "transmit interval",
-            s.transmit_interval,
-            10..=60000,
-        ),
-        (
-            "spec.echoInterval",
-            "echo interval",
-            s.echo_interval,
-            10..=60000,
-        ),
-        (
-            "spec.detectMultiplier",
-            "detect multiplier",
-            s.detect_multiplier,
-            2..=255,
-        ),
-        ("spec.minimumTtl", "minimum ttl", s.minimum_ttl, 1..=254),
-    ] {
-        if let Some(value) = value
-            && !range.contains(&value)
-        {
-            report.add(
-                field,
-                format!(
-                    "invalid {what} value {value}, must be between {} and {}",
-                    range.start(),
-                    range.end()
-                ),
-            );
-        }
-    }
+    report.check_fields("spec", &profile.spec);
     report.finish()
 }
 

@@ -8,7 +8,7 @@ use ipnet::IpNet;
 use super::{
     Operation, Report, Snapshot,
     addresses::{AddressEntry, overlaps, parse_entry},
-    check_namespace, selector,
+    check_namespace, fields, selector,
 };
 use crate::{
     addresspool::{LegacyBgpAdvertisement, Protocol, v1beta1::AddressPool},
@@ -56,6 +56,9 @@ fn address_pool_problem(
     name: &str,
     snapshot: &Snapshot,
 ) -> Result<(), (String, String)> {
+    if let Some(first) = fields::problems("spec", &pool.spec).into_iter().next() {
+        return Err((first.field, first.text));
+    }
     let mut entries = Vec::new();
     for (i, text) in pool.spec.addresses.iter().enumerate() {
         let entry = parse_entry(text).map_err(|inner| {
@@ -163,23 +166,11 @@ fn legacy_advertisements_problem(
                 "duplicate definition of communities".into(),
             ));
         }
-        for (length, v4, max) in [
-            (ad.aggregation_length, true, 32),
-            (ad.aggregation_length_v6, false, 128),
+        for (length, v4, name) in [
+            (ad.aggregation_length, true, "aggregationLength"),
+            (ad.aggregation_length_v6, false, "aggregationLengthV6"),
         ] {
-            let name = if v4 {
-                "aggregationLength"
-            } else {
-                "aggregationLengthV6"
-            };
-            let family = if v4 { "IPv4" } else { "IPv6" };
             let Some(length) = length else { continue };
-            if length > max {
-                return Err((
-                    field(name),
-                    format!("invalid aggregation length {length} for {family}"),
-                ));
-            }
             aggregation_fits(length, entries.iter().filter(|e| e.is_ipv4() == v4))
                 .map_err(|text| (field(name), text))?;
         }
@@ -246,10 +237,8 @@ pub fn validate_ip_address_pool(
         pool.metadata.namespace.as_deref(),
         snapshot,
     );
+    report.check_fields("spec", &pool.spec);
 
-    if pool.spec.addresses.is_empty() {
-        report.add("spec.addresses", format!("pool {name:?} has no addresses"));
-    }
     let mut entries = Vec::new();
     let mut indexed = Vec::new();
     for (i, text) in pool.spec.addresses.iter().enumerate() {
@@ -318,18 +307,14 @@ pub fn validate_ip_address_pool(
             ("namespaceSelectors", &allocation.namespace_selectors),
             ("serviceSelectors", &allocation.service_selectors),
         ] {
+            let path = format!("spec.serviceAllocation.{field}");
+            selector::check_list(&mut report, &path, selectors.as_deref());
             let selectors = selectors.as_deref().unwrap_or_default();
             for (i, s) in selectors.iter().enumerate() {
                 if selectors[..i].contains(s) {
                     report.add(
-                        format!("spec.serviceAllocation.{field}[{i}]"),
+                        format!("{path}[{i}]"),
                         format!("duplicate definition of {field}"),
-                    );
-                }
-                if let Some(problem) = selector::problem(s) {
-                    report.add(
-                        format!("spec.serviceAllocation.{field}[{i}]"),
-                        format!("invalid selector: {problem}"),
                     );
                 }
             }
