@@ -53,6 +53,8 @@ pub struct ControlPlane {
     ready: Ready,
     bin_dir: PathBuf,
     supervisor: Mutex<Option<Child>>,
+    /// The names [`install_crds`](ControlPlane::install_crds) installed, or why it failed.
+    pub(crate) crds: OnceLock<std::result::Result<Vec<String>, String>>,
 }
 
 impl ControlPlane {
@@ -104,6 +106,7 @@ impl ControlPlane {
             ready,
             bin_dir,
             supervisor: Mutex::new(Some(child)),
+            crds: OnceLock::new(),
         })
     }
 

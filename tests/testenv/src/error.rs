@@ -60,6 +60,10 @@ pub enum Error {
     #[error("cannot generate certificates: {0}")]
     Certificate(#[from] rcgen::Error),
 
+    /// Installing the CRDs of `manifests/crds/` failed.
+    #[error("installing the CRDs of manifests/crds failed: {0}")]
+    Crds(String),
+
     /// `kubectl` exited with an error.
     #[error("kubectl {args} failed ({status}):\n{stderr}")]
     Kubectl {

@@ -13,6 +13,7 @@
 //! assert_eq!(cp.kubectl(["get", "--raw", "/readyz"]).unwrap().trim(), "ok");
 //! let ns = cp.namespace(test_name!()).unwrap();
 //! cp.kubectl(["-n", ns.name(), "get", "configmaps"]).unwrap();
+//! cp.install_crds().unwrap(); // manifests/crds, Established; once per control plane
 //! ```
 //!
 //! A supervisor process (`metallb-testenv supervise`, see [`supervisor`]) owns etcd and
@@ -24,6 +25,7 @@
 mod binaries;
 mod client;
 mod control_plane;
+mod crds;
 mod error;
 mod instance;
 mod kubeconfig;
@@ -37,6 +39,7 @@ mod wait;
 
 pub use binaries::{BUILD_ID, BUILD_SCRIPT, SUPERVISOR_ENV, build_k8s};
 pub use control_plane::{ControlPlane, Options};
+pub use crds::CRDS_DIR;
 pub use error::{Error, Result};
 pub use namespace::TestNamespace;
 pub use supervisor::TEMP_DIR_PREFIX;

@@ -8,7 +8,7 @@ mod common;
 use std::collections::HashSet;
 use std::sync::OnceLock;
 
-use common::{Crd, get_json, install_crds, missing_leaves, workspace_dir, yaml_files};
+use common::{Crd, crd_info, get_json, missing_leaves, workspace_dir, yaml_files};
 use metallb_testenv::{ControlPlane, Error, test_name};
 use serde_json::{Value, json};
 
@@ -18,21 +18,53 @@ const GROUP: &str = "metallb.io";
 fn metallb_crds() -> &'static [Crd] {
     static CRDS: OnceLock<Vec<Crd>> = OnceLock::new();
     CRDS.get_or_init(|| {
-        let dir = workspace_dir().join("manifests/crds");
-        let files = yaml_files(&dir);
-        assert!(
-            !files.is_empty(),
-            "no CRD files (*.yaml) in {}; the metallb.io CRDs must be generated there",
-            dir.display()
-        );
-        let crds = install_crds(ControlPlane::shared(), &files);
+        let cp = ControlPlane::shared();
+        let names = cp
+            .install_crds()
+            .expect("the CRDs of manifests/crds install");
+        let crds: Vec<Crd> = names
+            .iter()
+            .map(|name| crd_info(cp, &format!("crd/{name}")))
+            .collect();
         assert!(
             crds.iter().any(|c| c.group == GROUP),
-            "none of the CRDs in {} is in the {GROUP} group",
-            dir.display()
+            "none of the CRDs in manifests/crds is in the {GROUP} group"
         );
         crds
     })
+}
+
+#[test]
+fn install_crds_installs_once_for_concurrent_callers() {
+    let cp = ControlPlane::shared();
+    let results: Vec<&[String]> = std::thread::scope(|s| {
+        let callers: Vec<_> = (0..4)
+            .map(|_| s.spawn(|| cp.install_crds().unwrap()))
+            .collect();
+        callers.into_iter().map(|c| c.join().unwrap()).collect()
+    });
+    let files = yaml_files(&workspace_dir().join("manifests/crds"));
+    assert_eq!(
+        results[0].len(),
+        files.len(),
+        "one CRD per file: {:?}",
+        results[0]
+    );
+    for names in &results {
+        // The same installation, not four.
+        assert!(std::ptr::eq(*names, results[0]));
+    }
+    for name in results[0] {
+        let established = cp
+            .kubectl([
+                "get",
+                &format!("crd/{name}"),
+                "-o",
+                "jsonpath={.status.conditions[?(@.type==\"Established\")].status}",
+            ])
+            .unwrap();
+        assert_eq!(established, "True", "{name}");
+    }
 }
 
 #[test]

@@ -40,8 +40,9 @@ pub struct Crd {
     pub versions: Vec<String>,
 }
 
-/// Applies every CRD file (server-side, as large CRDs exceed the client-side annotation
-/// limit), waits until each is Established and returns them.
+/// Applies a test's own CRD files (server-side, as large CRDs exceed the client-side
+/// annotation limit), waits until each is Established and returns them. The metallb.io CRDs
+/// come from `ControlPlane::install_crds`.
 pub fn install_crds(cp: &ControlPlane, files: &[PathBuf]) -> Vec<Crd> {
     let mut names = Vec::new();
     for file in files {
@@ -68,7 +69,8 @@ pub fn install_crds(cp: &ControlPlane, files: &[PathBuf]) -> Vec<Crd> {
     names.iter().map(|name| crd_info(cp, name)).collect()
 }
 
-fn crd_info(cp: &ControlPlane, name: &str) -> Crd {
+/// What the tests need to know about the CRD `name` (e.g. `crd/widgets.example.dev`).
+pub fn crd_info(cp: &ControlPlane, name: &str) -> Crd {
     let crd = get_json(cp, &[name]);
     let spec = &crd["spec"];
     let mut versions: Vec<(bool, String)> = spec["versions"]
