@@ -319,6 +319,29 @@ fn metallb_rules_refuse_and_accept() {
                 json!({"fencing": {"leaseDuration": "1s"}}),
                 Some("must be between 2s and 5m0s"),
             ),
+            (
+                "an unparsable graceful shutdown delay",
+                json!({"gracefulShutdown": {"delay": "5x"}}),
+                Some(r#"spec.gracefulShutdown.delay: invalid duration "5x": unknown unit"#),
+            ),
+            (
+                "a load balancer class with a space",
+                json!({"loadBalancerClass": "my class"}),
+                Some("spec.loadBalancerClass: must be a qualified name"),
+            ),
+            (
+                "a prefixed load balancer class",
+                json!({"loadBalancerClass": "example.com/metallb"}),
+                None,
+            ),
+            (
+                "a pod anti-affinity selector with an unknown operator",
+                json!({"speakerConfig": {"affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+                {"topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchExpressions": [{"key": "app", "operator": "Out", "values": ["x"]}]}}]}}}}),
+                Some(
+                    r#"spec.speakerConfig.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[0].labelSelector.matchExpressions[0].operator: invalid selector: unknown operator "Out" on key "app""#,
+                ),
+            ),
         ],
         |spec| {
             let m: MetalLB = object("MetalLB", "metallb", spec);

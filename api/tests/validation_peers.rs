@@ -438,3 +438,52 @@ fn a_bfd_profile_in_use_cannot_be_deleted_and_an_unused_one_can() {
     let slow: BFDProfile = object("v1beta1", "BFDProfile", "slow", json!({}));
     assert!(validate_bfd_profile_delete(&slow, &snapshot).is_ok());
 }
+
+#[test]
+fn a_peer_whose_node_selector_uses_an_unknown_operator_is_refused_in_both_versions() {
+    let spec = json!({"myASN": 64500, "peerASN": 64502, "peerAddress": "10.0.0.2",
+        "nodeSelectors": [{"matchExpressions": [{"key": "rack", "operator": "Out", "values": ["r1"]}]}]});
+    let expected = r#"bgppeer "p": spec.nodeSelectors[0].matchExpressions[0].operator: invalid selector: unknown operator "Out" on key "rack""#;
+    let old: v1beta1::BGPPeer = object("v1beta1", "BGPPeer", "p", spec.clone());
+    let refusals = [
+        validate_bgp_peer_v1beta1(Operation::Create, &old, &existing()),
+        validate_bgp_peer_v1beta2(Operation::Create, &peer_v1beta2("p", spec), &existing()),
+    ];
+    for refusal in refusals {
+        let text = refusal.unwrap_err().to_string();
+        assert!(text.starts_with(expected), "{text}");
+    }
+}
+
+#[test]
+fn a_not_in_node_selector_is_accepted_and_compared_on_the_nodes_it_selects() {
+    let mut snapshot = snapshot_with(vec![peer_v1beta2(
+        "rack1",
+        json!({"myASN": 64500, "peerASN": 64501, "peerAddress": "10.0.0.1",
+               "nodeSelectors": [{"matchLabels": {"rack": "r1"}}]}),
+    )]);
+    let rack = |r: &str| BTreeMap::from([("rack".to_owned(), r.to_owned())]);
+    snapshot.nodes = BTreeMap::from([("n1".to_owned(), rack("r1")), ("n2".to_owned(), rack("r2"))]);
+    let not_in = |racks: Value| {
+        json!({"myASN": 64999, "peerASN": 64501, "peerAddress": "10.0.0.9",
+               "nodeSelectors": [{"matchExpressions": [{"key": "rack", "operator": "NotIn", "values": racks}]}]})
+    };
+    let elsewhere: v1beta1::BGPPeer = object("v1beta1", "BGPPeer", "p", not_in(json!(["r1"])));
+    assert_eq!(
+        validate_bgp_peer_v1beta1(Operation::Create, &elsewhere, &snapshot),
+        Ok(())
+    );
+    let elsewhere = peer_v1beta2("p", not_in(json!(["r1"])));
+    assert_eq!(
+        validate_bgp_peer_v1beta2(Operation::Create, &elsewhere, &snapshot),
+        Ok(())
+    );
+    let overlapping = peer_v1beta2("p", not_in(json!(["r2"])));
+    let err = validate_bgp_peer_v1beta2(Operation::Create, &overlapping, &snapshot)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(r#"Multiple local ASN not supported in FRR mode, myASN 64999 existing myASN 64500 (bgppeer "rack1" selects a common node)"#),
+        "{err}"
+    );
+}

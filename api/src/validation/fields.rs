@@ -157,6 +157,7 @@ mod tests {
                 property_names(&schema["openAPIV3Schema"], &mut names);
             }
         }
+        assert!(names.iter().any(|n| n == "myASN"), "{names:?}");
         let wrong: Vec<_> = names
             .iter()
             .filter(|name| json_name(&snake_case(name)) != **name)
