@@ -11,7 +11,7 @@
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, Write};
 use std::net::{Ipv4Addr, TcpListener};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -171,15 +171,7 @@ async fn http_status(port: u16, path: &str) -> Option<u16> {
 async fn bench(count: usize) -> anyhow::Result<()> {
     eprintln!("starting a control plane");
     let cp = ControlPlane::start(Options::default())?;
-    let crds = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../manifests/crds");
-    cp.kubectl(["apply", "--server-side", "-f", crds.to_str().unwrap()])?;
-    cp.kubectl([
-        "wait",
-        "--for=condition=Established",
-        "crd",
-        "--all",
-        "--timeout=60s",
-    ])?;
+    cp.install_crds()?;
     for ns in [NAMESPACE, SERVICES_NAMESPACE] {
         cp.kubectl(["create", "namespace", ns])?;
     }

@@ -34,17 +34,7 @@ fn control_plane() -> &'static ControlPlane {
     static CRDS: OnceLock<()> = OnceLock::new();
     let cp = ControlPlane::shared();
     CRDS.get_or_init(|| {
-        let crds = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../manifests/crds");
-        cp.kubectl(["apply", "--server-side", "-f", crds.to_str().unwrap()])
-            .unwrap();
-        cp.kubectl([
-            "wait",
-            "--for=condition=Established",
-            "crd",
-            "--all",
-            "--timeout=60s",
-        ])
-        .unwrap();
+        cp.install_crds().unwrap();
     });
     cp
 }

@@ -3,7 +3,6 @@
 
 use std::{
     net::{Ipv4Addr, SocketAddr, TcpListener},
-    path::PathBuf,
     sync::{Arc, OnceLock},
     time::{Duration, Instant},
 };
@@ -22,17 +21,7 @@ fn setup() -> &'static ControlPlane {
     static READY: OnceLock<()> = OnceLock::new();
     let cp = ControlPlane::shared();
     READY.get_or_init(|| {
-        let crds = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../manifests/crds");
-        cp.kubectl(["apply", "--server-side", "-f", crds.to_str().unwrap()])
-            .unwrap();
-        cp.kubectl([
-            "wait",
-            "--for=condition=Established",
-            "crd",
-            "--all",
-            "--timeout=60s",
-        ])
-        .unwrap();
+        cp.install_crds().unwrap();
         cp.kubectl_with_input(
             ["apply", "-f", "-"],
             &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}).to_string(),

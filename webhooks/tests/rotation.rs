@@ -47,17 +47,7 @@ impl Ca {
 #[test]
 fn rotating_the_certificate_files_under_load_loses_no_request() {
     let cp = ControlPlane::shared();
-    let crds = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../manifests/crds/metallb.io_ipaddresspools.yaml");
-    cp.kubectl(["apply", "--server-side", "-f", crds.to_str().unwrap()])
-        .unwrap();
-    cp.kubectl([
-        "wait",
-        "--for=condition=Established",
-        "crd/ipaddresspools.metallb.io",
-        "--timeout=60s",
-    ])
-    .unwrap();
+    cp.install_crds().unwrap();
     let ns = cp.namespace("rotation").unwrap();
 
     let ca = Ca::new();

@@ -4,7 +4,6 @@
 
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -29,17 +28,7 @@ pub fn control_plane() -> &'static ControlPlane {
     static READY: OnceLock<()> = OnceLock::new();
     let cp = ControlPlane::shared();
     READY.get_or_init(|| {
-        let crds = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../manifests/crds");
-        cp.kubectl(["apply", "--server-side", "-f", crds.to_str().unwrap()])
-            .unwrap();
-        cp.kubectl([
-            "wait",
-            "--for=condition=Established",
-            "crd",
-            "--all",
-            "--timeout=60s",
-        ])
-        .unwrap();
+        cp.install_crds().unwrap();
     });
     cp
 }
