@@ -5,6 +5,7 @@
 #   lab.sh [--name NAME] up              create lab NAME and start FRR (replaces a stale lab NAME)
 #   lab.sh [--name NAME] down            remove lab NAME, its processes and state (idempotent)
 #   lab.sh [--name NAME] status          FRR: bgp summary, ipv4/ipv6 unicast RIB, bfd peers
+#   lab.sh [--name NAME] check           exit 0 when lab NAME is up and whole (namespaces, FRR)
 #   lab.sh [--name NAME] arp IP          arping IP from the client; prints the MAC that answered
 #   lab.sh [--name NAME] ndp IP          ndisc6 IP from the client; prints the MAC that answered
 #   lab.sh [--name NAME] exec HOST CMD.. run CMD inside HOST's namespace
@@ -289,6 +290,18 @@ cmd_status() {
   vty -c 'show bgp summary' -c 'show bgp ipv4 unicast' -c 'show bgp ipv6 unicast' -c 'show bfd peers brief'
 }
 
+# Quiet, for scripts that reuse a lab: the up marker, every namespace, FRR's daemons
+# (still our processes) and bgpd answering on its vty.
+cmd_check() {
+  need_root
+  [[ -e $STATE/up ]] || return 1
+  local ns d
+  for ns in $(namespaces); do ns_exists "$ns" || return 1; done
+  for d in "${FRR_DAEMONS[@]}"; do pid_is "$(frr_pid "$d")" "-N $NAME " || return 1; done
+  # a hung bgpd counts as broken, not as a reason to hang
+  timeout 10 ip netns exec "$(ns_of router)" vtysh -N "$NAME" -c 'show bgp summary' >/dev/null 2>&1
+}
+
 cmd_arp() {
   [[ $# -eq 1 ]] || die "usage: lab.sh arp IPV4"
   need_root; require_up
@@ -357,7 +370,7 @@ main() {
   [[ -n $name ]] || die "no lab name: set LAB_NAME or pass --name NAME"
   select_lab "$name"
   case $cmd in
-    up) cmd_up "$@" ;; down) cmd_down "$@" ;; status) cmd_status "$@" ;;
+    up) cmd_up "$@" ;; down) cmd_down "$@" ;; status) cmd_status "$@" ;; check) cmd_check "$@" ;;
     arp) cmd_arp "$@" ;; ndp) cmd_ndp "$@" ;; exec) cmd_exec "$@" ;; vtysh) cmd_vtysh "$@" ;;
     link) cmd_link "$@" ;;
     *) die "unknown command '$cmd' (try: lab.sh help)" ;;
