@@ -19,11 +19,12 @@ use anyhow::{Context, bail};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{ListParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::watcher::{self, Event, watcher};
 use kube::{Api, Client, ResourceExt};
-use metallb_controller::leader::LeaseTiming;
-use metallb_controller::{DEFAULT_LEASE, Settings};
+use metallb_controller::Settings;
+use metallb_runtime::cli::{ClientArgs, LogArgs, LogFormat, LogLevel};
+use metallb_runtime::consts::CONTROLLER_LEASE;
+use metallb_runtime::lease::LeaseTiming;
 use metallb_testenv::{ControlPlane, Options};
 use serde_json::json;
 
@@ -50,10 +51,11 @@ fn controller_child(args: &[String]) -> anyhow::Result<()> {
     let [kubeconfig, port] = args else {
         bail!("usage: e2e_bench controller <kubeconfig> <metrics port>");
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new("warn"))
-        .with_writer(std::io::stderr)
-        .init();
+    let log = LogArgs {
+        log_level: LogLevel::Warn,
+        log_format: LogFormat::Text,
+    };
+    log.init();
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let client = client(Path::new(kubeconfig)).await?;
@@ -62,7 +64,7 @@ fn controller_child(args: &[String]) -> anyhow::Result<()> {
             namespace: NAMESPACE.to_owned(),
             lb_class: None,
             identity: format!("bench-{}", std::process::id()),
-            lease_name: DEFAULT_LEASE.to_owned(),
+            lease_name: CONTROLLER_LEASE.to_owned(),
             lease_timing: LeaseTiming::default(),
         };
         let stdin_closed = async {
@@ -78,11 +80,10 @@ fn controller_child(args: &[String]) -> anyhow::Result<()> {
 }
 
 async fn client(kubeconfig: &Path) -> anyhow::Result<Client> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let kubeconfig = Kubeconfig::read_from(kubeconfig)?;
-    let config =
-        kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
-    Ok(Client::try_from(config)?)
+    let args = ClientArgs {
+        kubeconfig: Some(kubeconfig.to_owned()),
+    };
+    Ok(args.client().await?)
 }
 
 /// The controller child and where it serves `/readyz`.

@@ -12,12 +12,14 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
+use metallb_runtime::admin::{self, Readiness};
+use metallb_runtime::consts::CONTROLLER_FIELD_MANAGER;
+use metallb_runtime::events::EventRecorder;
+use metallb_runtime::lease::{Elector, LeaseTiming};
+
 use crate::error::Error;
-use crate::events::EventSink;
-use crate::leader::{Elector, LeaseTiming};
 use crate::metrics::Metrics;
 use crate::reconcile::{DRAIN, Reconciler};
-use crate::{REPORTING_CONTROLLER, http};
 
 /// Event publishers running at once.
 const EVENT_WORKERS: usize = 8;
@@ -50,8 +52,9 @@ pub async fn run(
     let metrics = Metrics::register(&mut registry);
     let (ready, ready_rx) = watch::channel(false);
     let http = listener.map(|listener| {
-        let router = http::router(Arc::new(registry), ready_rx);
-        tokio::spawn(http::serve(listener, router, shutdown.clone()))
+        let readiness = Readiness::new(ready_rx, "not leading or not synced yet");
+        let router = admin::router(Arc::new(registry), readiness);
+        tokio::spawn(admin::serve(listener, router, shutdown.clone()))
     });
 
     let mut elector = Elector::new(
@@ -59,7 +62,7 @@ pub async fn run(
         &settings.namespace,
         &settings.lease_name,
         &settings.identity,
-        settings.lease_timing.clone(),
+        settings.lease_timing,
     );
     let leading = tokio::select! {
         () = elector.acquire() => true,
@@ -68,10 +71,10 @@ pub async fn run(
     let mut outcome = Ok(());
     if leading {
         let reporter = Reporter {
-            controller: REPORTING_CONTROLLER.to_owned(),
+            controller: CONTROLLER_FIELD_MANAGER.to_owned(),
             instance: Some(settings.identity.clone()),
         };
-        let (events, workers) = EventSink::start(client.clone(), reporter, EVENT_WORKERS);
+        let (events, workers) = EventRecorder::start(client.clone(), reporter, EVENT_WORKERS);
         let inputs = crate::watch::inputs(client.clone(), &settings.namespace);
         let reconciler = Reconciler::new(
             client,
@@ -88,8 +91,11 @@ pub async fn run(
                     warn!("could not release the lease in time; it expires on its own");
                 }
             }
-            () = elector.keep() => {
-                outcome = Err(Error::LeadershipLost(settings.lease_name.clone()));
+            lost = elector.keep() => {
+                outcome = Err(Error::LeadershipLost {
+                    lease: settings.lease_name.clone(),
+                    reason: lost,
+                });
             }
         }
         // The loop is gone, and with it the sink: the workers stop once the queue is empty.

@@ -9,7 +9,7 @@ use metallb_allocator::{
 };
 use serde_json::{Value, json};
 
-use crate::events::Notice;
+use crate::events::{self, Notice};
 use crate::service::{Balancer, Handling, ObservedStatus, ServiceView, legacy_key, new_key};
 
 /// What a Service's status and pool annotation should be.
@@ -67,7 +67,7 @@ pub fn decide(alloc: &mut Allocator, view: &ServiceView, namespace_labels: &Labe
             Ok(ips) => (ips, None),
             Err(detail) => (
                 Vec::new(),
-                Some(Notice::lb_ips_family(&view.status.ingress, &detail)),
+                Some(events::lb_ips_family(&view.status.ingress, &detail)),
             ),
         },
     };
@@ -90,11 +90,11 @@ pub fn decide(alloc: &mut Allocator, view: &ServiceView, namespace_labels: &Labe
         Ok(assignment) => Desired::Balanced(assignment),
         Err(AllocError::NoPools | AllocError::NoClusterIps) => Desired::Cleared,
         Err(AllocError::NotEnoughClusterIps) => {
-            notices.push(Notice::not_enough_cluster_ips(&balancer.cluster_ips));
+            notices.push(events::not_enough_cluster_ips(&balancer.cluster_ips));
             Desired::Cleared
         }
         Err(err) => {
-            notices.push(Notice::allocation_failed(&view.key, &err));
+            notices.push(events::allocation_failed(&view.key, &err));
             Desired::Cleared
         }
     };
@@ -121,27 +121,27 @@ fn unreadable_request(
     {
         alloc.release(&view.key);
         return Decision {
-            notices: vec![Notice::not_enough_cluster_ips(&balancer.cluster_ips)],
+            notices: vec![events::not_enough_cluster_ips(&balancer.cluster_ips)],
             desired: Desired::Cleared,
         };
     }
     if current.is_empty() {
         alloc.release(&view.key);
         return Decision {
-            notices: vec![Notice::allocation_failed(&view.key, err)],
+            notices: vec![events::allocation_failed(&view.key, err)],
             desired: Desired::Cleared,
         };
     }
     let mut notices = Vec::new();
     let kept = match alloc.assign(req, &current) {
         Err(reason) => {
-            notices.push(Notice::clear_assignment(&view.key, &reason));
+            notices.push(events::clear_assignment(&view.key, &reason));
             None
         }
         Ok(held) if req.requested_pool.as_ref().is_some_and(|p| *p != held.pool) => None,
         Ok(held) => Some(held),
     };
-    notices.push(Notice::load_balancer_failed(err));
+    notices.push(events::load_balancer_failed(err));
     let desired = match kept {
         Some(held) => Desired::Balanced(held),
         None => {
@@ -158,11 +158,11 @@ fn step_notice(view: &ServiceView, step: &Step) -> Option<Notice> {
         Step::Cleared {
             reason: ClearReason::NotAllowed(err),
             ..
-        } => Some(Notice::clear_assignment(&view.key, err)),
+        } => Some(events::clear_assignment(&view.key, err)),
         Step::Cleared { .. } => None,
-        Step::AddedFamily(ip) => Some(Notice::additional_ip(*ip)),
-        Step::AddFamilyFailed(err) => Some(Notice::additional_assign_failed(err)),
-        Step::Allocated(assignment) => Some(Notice::ip_allocated(&assignment.ips)),
+        Step::AddedFamily(ip) => Some(events::additional_ip(*ip)),
+        Step::AddFamilyFailed(err) => Some(events::additional_assign_failed(err)),
+        Step::Allocated(assignment) => Some(events::ip_allocated(&assignment.ips)),
     }
 }
 

@@ -1,6 +1,6 @@
 //! The reconcile loop. One task owns the allocator and all state: it folds the watches into
 //! its maps, converges Services with [`decide`], and hands status writes to the [`Writer`]
-//! and events to the [`EventSink`].
+//! and events to the [`EventRecorder`].
 //!
 //! Nothing is assigned before every watch has listed once. Then the pools are loaded, the
 //! addresses Services already hold are recorded (so none can go to another Service), and
@@ -30,11 +30,13 @@ use tracing::{debug, info, warn};
 mod config;
 
 use crate::decide::{Desired, decide, needs_write, written};
-use crate::events::{EventSink, Notice, Severity, reason};
+use crate::events::{self, Notice, Severity, reason};
 use crate::metrics::Metrics;
 use crate::service::{Handling, ServiceView};
 use crate::watch::{Input, Relist};
-use crate::writer::{Job, Writer};
+use crate::writer::{Job, WRITE_CONCURRENCY};
+use metallb_runtime::events::EventRecorder;
+use metallb_runtime::writer::Writer;
 
 /// Watch events handled before the loop flushes events, pool counts and metrics.
 const BATCH: usize = 256;
@@ -77,8 +79,8 @@ pub struct Reconciler {
     lists: Lists,
     started: bool,
     outbox: Vec<(Notice, ObjectReference)>,
-    writer: Writer,
-    events: EventSink,
+    writer: Writer<Job>,
+    events: EventRecorder,
     metrics: Metrics,
     ready: signal::Sender<bool>,
 }
@@ -137,12 +139,12 @@ impl Reconciler {
         client: Client,
         namespace: String,
         lb_class: Option<String>,
-        events: EventSink,
+        events: EventRecorder,
         metrics: Metrics,
         ready: signal::Sender<bool>,
     ) -> Self {
         Self {
-            writer: Writer::new(client, namespace.clone()),
+            writer: Writer::new(client, WRITE_CONCURRENCY),
             namespace,
             lb_class,
             alloc: Allocator::new(),
@@ -208,7 +210,7 @@ impl Reconciler {
         }
         let drained = tokio::time::timeout(DRAIN, async {
             for (notice, reference) in std::mem::take(&mut self.outbox) {
-                self.events.send(notice, reference).await;
+                self.events.record(notice, reference).await;
             }
             self.writer.pump();
             while !self.writer.is_idle() {
@@ -415,7 +417,7 @@ impl Reconciler {
 
         if needs_write(&tracked.view.status, &decision.desired) {
             for annotation in &tracked.view.legacy_annotations {
-                let notice = Notice::deprecated_annotation(annotation);
+                let notice = events::deprecated_annotation(annotation);
                 self.outbox.push((notice, reference.clone()));
             }
             debug!(service = %key, desired = ?decision.desired, "status write queued");
@@ -456,7 +458,7 @@ impl Reconciler {
             self.usage_due.get_or_insert(next);
         }
         for (notice, reference) in std::mem::take(&mut self.outbox) {
-            self.events.send(notice, reference).await;
+            self.events.record(notice, reference).await;
         }
         self.writer.pump();
     }

@@ -7,12 +7,11 @@ use std::hash::Hash;
 use futures::stream::{self, BoxStream, StreamExt};
 use k8s_openapi::api::core::v1::{Namespace, Service};
 use kube::core::PartialObjectMeta;
-use kube::runtime::WatchStreamExt;
-use kube::runtime::watcher::{self, Event, watcher};
+use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client};
 use metallb_api::addresspool::v1beta1::AddressPool;
 use metallb_api::ipaddresspool::IPAddressPool;
-use tracing::{info, warn};
+use metallb_runtime::watch::events;
 
 /// One change seen by a watch (boxed: objects differ much in size).
 #[derive(Debug)]
@@ -28,43 +27,33 @@ pub enum Input {
 }
 
 /// Every watch, merged. A watch that fails is retried with backoff; its errors come out of the
-/// stream so the loop can count and log them. The `AddressPool` watch starts once discovery
-/// says the kind is installed; without it, it yields an empty list.
+/// stream so the loop can count and log them. The `AddressPool` kind is optional: without it,
+/// its watch yields one empty list.
 pub fn inputs(
     client: Client,
     namespace: &str,
 ) -> BoxStream<'static, Result<Input, watcher::Error>> {
-    let config = watcher::Config::default;
-    let services = watcher(Api::<Service>::all(client.clone()), config())
-        .default_backoff()
+    let c = &client;
+    let services = events(Api::<Service>::all(c.clone()), c.clone(), false)
         .map(|r| r.map(|e| Input::Service(Box::new(e))));
-    let namespaces = watcher(
-        Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
-        config(),
+    let namespaces = events(
+        Api::<PartialObjectMeta<Namespace>>::all(c.clone()),
+        c.clone(),
+        false,
     )
-    .default_backoff()
     .map(|r| r.map(|e| Input::Namespace(Box::new(e))));
-    let pools = watcher(
-        Api::<IPAddressPool>::namespaced(client.clone(), namespace),
-        config(),
+    let pools = events(
+        Api::<IPAddressPool>::namespaced(c.clone(), namespace),
+        c.clone(),
+        false,
     )
-    .default_backoff()
     .map(|r| r.map(|e| Input::Pool(Box::new(e))));
-    let legacy_api = Api::<AddressPool>::namespaced(client.clone(), namespace);
-    let legacy =
-        stream::once(async move { serves_address_pools(&client).await }).flat_map(move |served| {
-            if served {
-                watcher(legacy_api.clone(), config())
-                    .default_backoff()
-                    .map(|r| r.map(|e| Input::LegacyPool(Box::new(e))))
-                    .boxed()
-            } else {
-                info!("the AddressPool kind is not installed; only IPAddressPools are used");
-                let empty =
-                    [Event::Init, Event::InitDone].map(|e| Ok(Input::LegacyPool(Box::new(e))));
-                stream::iter(empty).chain(stream::pending()).boxed()
-            }
-        });
+    let legacy = events(
+        Api::<AddressPool>::namespaced(c.clone(), namespace),
+        c.clone(),
+        true,
+    )
+    .map(|r| r.map(|e| Input::LegacyPool(Box::new(e))));
     stream::select_all([
         services.boxed(),
         namespaces.boxed(),
@@ -72,21 +61,6 @@ pub fn inputs(
         legacy.boxed(),
     ])
     .boxed()
-}
-
-/// Whether the API server serves `addresspools.metallb.io/v1beta1`. Asks until it gets an
-/// answer: guessing "no" on a transient error would drop every 4.10 pool.
-async fn serves_address_pools(client: &Client) -> bool {
-    loop {
-        match client.list_api_group_resources("metallb.io/v1beta1").await {
-            Ok(list) => return list.resources.iter().any(|r| r.name == "addresspools"),
-            Err(kube::Error::Api(status)) if status.code == 404 => return false,
-            Err(error) => {
-                warn!(%error, "could not discover the metallb.io kinds; retrying");
-                tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-            }
-        }
-    }
 }
 
 /// The keys seen since a watch (re)started listing, so that objects gone meanwhile can be

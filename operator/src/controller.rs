@@ -3,7 +3,7 @@
 //!
 //! The controller watches `MetalLB` objects of the operator's namespace only (a namespaced
 //! watch: objects elsewhere are never seen) and the objects it rendered (selected by the
-//! [`MANAGED_BY`] label), so an edited or deleted operand triggers a reconcile that puts it
+//! `MANAGED_BY` label), so an edited or deleted operand triggers a reconcile that puts it
 //! back at once.
 
 use std::{future::Future, sync::Arc, time::Duration};
@@ -23,14 +23,16 @@ use kube::{
     runtime::{Controller, controller::Action, watcher},
 };
 use metallb_api::{METALLB_SINGLETON_NAME, metallb::MetalLB, validation::validate_metallb};
+use metallb_runtime::consts::{
+    MANAGED_BY, MEMBERSHIP_KEY, MEMBERSHIP_KEY_LEN, OPERATOR_FIELD_MANAGER,
+};
 use serde::{Serialize, de::DeserializeOwned};
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::{
-    FIELD_MANAGER,
     error::Error,
     metrics::Metrics,
-    render::{MANAGED_BY, MEMBERSHIP_KEY_LEN, OperandSettings, Operands, names, render},
+    render::{OperandSettings, Operands, names, render},
     status::{DegradedReason, Outcome, conditions, readiness},
 };
 
@@ -196,7 +198,7 @@ async fn membership_key(ctx: &Context) -> Result<Vec<u8>, Error> {
         })?;
     if let Some(key) = existing
         .and_then(|s| s.data)
-        .and_then(|mut data| data.remove(names::MEMBERSHIP_KEY))
+        .and_then(|mut data| data.remove(MEMBERSHIP_KEY))
         .filter(|key| !key.0.is_empty())
     {
         return Ok(key.0);
@@ -238,7 +240,7 @@ where
     let api = Api::<K>::namespaced(client.clone(), &namespace);
     api.patch(
         &name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
+        &PatchParams::apply(OPERATOR_FIELD_MANAGER).force(),
         &Patch::Apply(object),
     )
     .await
@@ -271,7 +273,7 @@ async fn write_status(ctx: &Context, metallb: &MetalLB, outcome: &Outcome) -> Re
     Api::<MetalLB>::namespaced(ctx.client.clone(), &ctx.settings.namespace)
         .patch_status(
             &name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
+            &PatchParams::apply(OPERATOR_FIELD_MANAGER).force(),
             &Patch::Apply(&patch),
         )
         .await

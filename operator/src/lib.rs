@@ -7,25 +7,18 @@
 //! - [`render`] builds every operand from the spec, [`status`] the conditions from the
 //!   outcome, [`install`] the plain install manifests (no I/O in any of them);
 //! - [`controller`] applies the operands with server-side apply and writes the status;
-//! - [`leader`] elects the one replica that reconciles, through a Lease;
 //! - [`webhook`] serves the webhooks with shared, rotated certificates;
-//! - [`http`] serves `/healthz`, `/readyz` and `/metrics` ([`metrics`]).
+//! - [`run`] wires it all with `metallb-runtime` (Lease election, the admin endpoints with
+//!   [`metrics`]); [`cli`] is the command line.
 
+mod app;
+pub mod cli;
 pub mod controller;
 pub mod error;
-pub mod http;
 pub mod install;
-pub mod leader;
 pub mod metrics;
 pub mod render;
 pub mod status;
 pub mod webhook;
 
-/// Field manager of every server-side apply the operator makes.
-pub const FIELD_MANAGER: &str = "metallb-operator";
-
-/// Default port of the HTTPS webhook server.
-pub const WEBHOOK_PORT: u16 = 9443;
-
-/// Default port of `/healthz`, `/readyz` and `/metrics`.
-pub const HTTP_PORT: u16 = 8080;
+pub use app::run;

@@ -187,7 +187,7 @@ async fn the_operator_does_its_job_with_only_its_service_accounts_permissions() 
         !text.contains("forbidden"),
         "the operator was refused something:\n{text}"
     );
-    assert!(text.contains("became the leader"), "{text}");
+    assert!(text.contains("became leader"), "{text}");
 }
 
 async fn allowed(

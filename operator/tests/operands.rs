@@ -17,7 +17,6 @@ use k8s_openapi::api::{
 use kube::{
     Api, Client, Resource, ResourceExt,
     api::{DeleteParams, ListParams, Patch, PatchParams},
-    config::{KubeConfigOptions, Kubeconfig},
 };
 use metallb_api::{condition::ConditionStatus, metallb::MetalLB};
 use metallb_operator::{
@@ -25,6 +24,7 @@ use metallb_operator::{
     metrics::Metrics,
     render::OperandSettings,
 };
+use metallb_runtime::cli::ClientArgs;
 use metallb_testenv::{ControlPlane, test_name};
 use serde_json::json;
 
@@ -52,12 +52,10 @@ impl Operator {
             .unwrap()
             .name()
             .to_owned();
-        let kubeconfig = Kubeconfig::read_from(cp.kubeconfig_path()).unwrap();
-        let config =
-            kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-                .await
-                .unwrap();
-        let client = Client::try_from(config).unwrap();
+        let args = ClientArgs {
+            kubeconfig: Some(cp.kubeconfig_path().to_owned()),
+        };
+        let client = args.client().await.unwrap();
         let ctx = Arc::new(Context {
             client: client.clone(),
             settings: OperandSettings::new(&namespace),

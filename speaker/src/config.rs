@@ -490,3 +490,15 @@ pub fn prefixes(plan: &Plan) -> BTreeSet<IpNet> {
         .flat_map(|p| p.routes.keys().copied())
         .collect()
 }
+
+/// `metallb-speaker check`: validates the file at `path` and says what it resolves to.
+pub fn check(path: &Path) -> Result<String, ConfigError> {
+    let plan = load(path)?;
+    Ok(format!(
+        "{}: valid: {} peers, {} prefixes, {} layer-2 addresses",
+        path.display(),
+        plan.peers.len(),
+        prefixes(&plan).len(),
+        plan.l2.len()
+    ))
+}

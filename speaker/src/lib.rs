@@ -1,10 +1,14 @@
 //! The MetalLB speaker's drivers: sockets and tasks around the sans-IO cores of `metallb-l2`,
-//! `metallb-bgp` and `metallb-bfd`, and a runner that drives them from a static configuration
-//! file until the Kubernetes plumbing arrives.
+//! `metallb-bgp` and `metallb-bfd`; a runner that drives them from a static configuration
+//! file ([`runner`]); the speaker on a cluster node ([`node`]); the command line ([`cli`]) and
+//! the `show` client ([`show`]).
 
 pub mod bfd;
 pub mod bgp;
+pub mod cli;
 pub mod config;
 pub mod l2;
+pub mod node;
 pub mod runner;
+pub mod show;
 mod sys;

@@ -3,7 +3,7 @@ use metallb_allocator::{
 };
 
 use super::*;
-use crate::events::{Severity, reason};
+use crate::events::{self, Severity, reason};
 use crate::service::Balancer;
 
 fn ip(s: &str) -> IpAddr {
@@ -85,7 +85,7 @@ fn a_new_service_gets_the_lowest_address_and_an_ip_allocated_event() {
     assert_eq!(decision.desired, balanced("default", &["192.168.1.10"]));
     assert_eq!(
         decision.notices,
-        [Notice::ip_allocated(&[ip("192.168.1.10")])]
+        [events::ip_allocated(&[ip("192.168.1.10")])]
     );
 }
 
@@ -173,7 +173,7 @@ fn require_dual_stack_with_one_cluster_ip_is_refused_with_the_cluster_ips() {
     assert_eq!(decision.desired, Desired::Cleared);
     assert_eq!(
         decision.notices,
-        [Notice::not_enough_cluster_ips(&["10.96.0.10".into()])]
+        [events::not_enough_cluster_ips(&["10.96.0.10".into()])]
     );
 }
 
@@ -217,7 +217,7 @@ fn prefer_dual_stack_falls_back_to_one_family_then_adds_the_other() {
         upgraded.desired,
         balanced("dual", &["192.168.1.0", "2001:db8::"])
     );
-    assert_eq!(upgraded.notices, [Notice::additional_ip(ip("2001:db8::"))]);
+    assert_eq!(upgraded.notices, [events::additional_ip(ip("2001:db8::"))]);
 }
 
 #[test]

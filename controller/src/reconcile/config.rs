@@ -146,7 +146,11 @@ impl Reconciler {
         for (name, counters) in usage {
             if self.ip_pools.contains_key(&name) && self.pool_status.get(&name) != Some(&counters) {
                 self.pool_status.insert(name.clone(), counters);
-                self.writer.enqueue(Job::Pool { name, counters });
+                self.writer.enqueue(Job::Pool {
+                    namespace: self.namespace.clone(),
+                    name,
+                    counters,
+                });
             }
         }
     }

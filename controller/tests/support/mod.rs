@@ -10,11 +10,12 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{ListParams, Patch, PatchParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client};
 use metallb_api::ipaddresspool::IPAddressPool;
-use metallb_controller::leader::LeaseTiming;
-use metallb_controller::{DEFAULT_LEASE, Error, Settings};
+use metallb_controller::{Error, Settings};
+use metallb_runtime::cli::ClientArgs;
+use metallb_runtime::consts::CONTROLLER_LEASE;
+use metallb_runtime::lease::LeaseTiming;
 use metallb_testenv::ControlPlane;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
@@ -35,12 +36,10 @@ pub fn control_plane() -> &'static ControlPlane {
 
 /// A client like the binary's: no read timeout, so watches stay open.
 pub async fn client(cp: &ControlPlane) -> Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let kubeconfig = Kubeconfig::read_from(cp.kubeconfig_path()).unwrap();
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .unwrap();
-    Client::try_from(config).unwrap()
+    let args = ClientArgs {
+        kubeconfig: Some(cp.kubeconfig_path().to_owned()),
+    };
+    args.client().await.unwrap()
 }
 
 /// A controller task and the switch that stops it.
@@ -92,7 +91,7 @@ impl Harness {
             namespace: self.ns.clone(),
             lb_class: Some(self.class.clone()),
             identity: format!("test-controller-{}", self.generation),
-            lease_name: DEFAULT_LEASE.to_owned(),
+            lease_name: CONTROLLER_LEASE.to_owned(),
             lease_timing: LeaseTiming::default(),
         };
         let (stop, stopped) = oneshot::channel::<()>();

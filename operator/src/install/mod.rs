@@ -34,7 +34,9 @@ use metallb_webhooks::{Endpoint, validating_webhook_configuration};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::{HTTP_PORT, WEBHOOK_PORT, webhook};
+use metallb_runtime::consts::{OPERATOR_HTTP_PORT, WEBHOOK_PORT};
+
+use crate::webhook;
 
 /// Name of the operator's ServiceAccount, Deployment and RBAC objects.
 pub const OPERATOR: &str = "metallb-operator";
@@ -232,7 +234,10 @@ fn operator_deployment(namespace: &str, image: &str) -> Deployment {
             field_env("POD_NAME", "metadata.name"),
             env("OPERAND_IMAGE", image),
         ]),
-        ports: Some(vec![port("webhook", WEBHOOK_PORT), port("http", HTTP_PORT)]),
+        ports: Some(vec![
+            port("webhook", WEBHOOK_PORT),
+            port("http", OPERATOR_HTTP_PORT),
+        ]),
         liveness_probe: Some(probe("/healthz")),
         readiness_probe: Some(probe("/readyz")),
         resources: Some(ResourceRequirements {

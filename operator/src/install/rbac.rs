@@ -15,8 +15,10 @@ use k8s_openapi::{
 };
 use serde_json::Value;
 
+use metallb_runtime::consts::OPERATOR_LEASE;
+
 use super::{OPERATOR, object};
-use crate::{leader, render::names, webhook};
+use crate::{render::names, webhook};
 
 /// The metallb.io kinds that configure the stack.
 const CONFIG_KINDS: [&str; 7] = [
@@ -73,7 +75,7 @@ fn operator_role() -> Vec<PolicyRule> {
         rule(&["coordination.k8s.io"], &["leases"], &["create"]),
         named(
             rule(&["coordination.k8s.io"], &["leases"], &["get", "update"]),
-            &[leader::DEFAULT_LEASE],
+            &[OPERATOR_LEASE],
         ),
     ]
 }

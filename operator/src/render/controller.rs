@@ -11,9 +11,10 @@ use k8s_openapi::{
     apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta},
 };
 use metallb_api::metallb::MetalLBSpec;
+use metallb_runtime::consts::METRICS_PORT;
 
 use super::{
-    METRICS_PORT, OperandSettings, apply_config, default_resources, field_env, labels, log_level,
+    OperandSettings, apply_config, default_resources, field_env, labels, log_level,
     monitoring_port, names, node_selector, probe, selector_labels,
 };
 

@@ -3,7 +3,7 @@
 //! argument so that it survives reconciles.
 //!
 //! Every object carries a controller owner reference to the `MetalLB` resource (garbage
-//! collection removes them with it) and the [`MANAGED_BY`] label (the operator's watches of
+//! collection removes them with it) and the `MANAGED_BY` label (the operator's watches of
 //! its own objects select on it).
 
 mod controller;
@@ -32,8 +32,9 @@ use metallb_api::{
     duration::DurationError,
     metallb::{Config, LogLevel, MetalLB},
 };
+use metallb_runtime::consts::{EXCLUDE_L2_KEY, MANAGED_BY, MEMBERSHIP_KEY, METRICS_PORT};
 
-pub use speaker::{EXCLUDE_L2_DIR, GRACE_MARGIN, MEMBERSHIP_DIR, speaker_grace_period};
+pub use speaker::{GRACE_MARGIN, speaker_grace_period};
 
 /// Names of the objects the operator renders in its namespace.
 pub mod names {
@@ -43,29 +44,13 @@ pub mod names {
     pub const SPEAKER: &str = "speaker";
     /// Secret with the key speakers authenticate their heartbeats with.
     pub const MEMBERSHIP_SECRET: &str = "metallb-memberlist";
-    /// Key of the membership Secret that holds the key.
-    pub const MEMBERSHIP_KEY: &str = "secretkey";
     /// ConfigMap with the interfaces layer 2 never announces on.
     pub const EXCLUDE_L2: &str = "metallb-excludel2";
-    /// Key of the exclusion ConfigMap.
-    pub const EXCLUDE_L2_KEY: &str = "excludel2.yaml";
     /// Headless Service in front of the controller's metrics.
     pub const CONTROLLER_METRICS: &str = "controller-monitor-service";
     /// Headless Service in front of the speakers' metrics.
     pub const SPEAKER_METRICS: &str = "speaker-monitor-service";
 }
-
-/// Label on every rendered object.
-pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "metallb-operator");
-
-/// Port of `/metrics`, `/healthz` and `/readyz` in the controller and the speakers (MetalLB's).
-pub const METRICS_PORT: i32 = 7472;
-
-/// UDP port of the speakers' heartbeats (memberlist's, so existing firewall rules carry over).
-pub const HEARTBEAT_PORT: i32 = 7946;
-
-/// Length of a generated membership key in bytes.
-pub const MEMBERSHIP_KEY_LEN: usize = 32;
 
 /// MetalLB's default list of interface patterns layer 2 never announces on.
 pub const DEFAULT_EXCLUDE_L2: &str = r#"announcedInterfacesToExclude: ["^docker.*", "^cbr.*", "^dummy.*", "^virbr.*", "^lxcbr.*", "^veth.*", "^lo$", "^cali.*", "^tunl.*", "^flannel.*", "^kube-ipvs.*", "^cni.*", "^nodelocaldns.*", "^lxc.*"]
@@ -149,7 +134,7 @@ pub fn render(
         membership_secret: Secret {
             metadata: meta(names::MEMBERSHIP_SECRET, None),
             data: Some(BTreeMap::from([(
-                names::MEMBERSHIP_KEY.to_owned(),
+                MEMBERSHIP_KEY.to_owned(),
                 ByteString(membership_key.to_vec()),
             )])),
             type_: Some("Opaque".to_owned()),
@@ -158,7 +143,7 @@ pub fn render(
         excludel2: ConfigMap {
             metadata: meta(names::EXCLUDE_L2, None),
             data: Some(BTreeMap::from([(
-                names::EXCLUDE_L2_KEY.to_owned(),
+                EXCLUDE_L2_KEY.to_owned(),
                 DEFAULT_EXCLUDE_L2.to_owned(),
             )])),
             ..ConfigMap::default()
@@ -209,7 +194,7 @@ fn metrics_service(metadata: ObjectMeta, component: &str) -> Service {
             selector: Some(selector_labels(component)),
             ports: Some(vec![ServicePort {
                 name: Some("monitoring".to_owned()),
-                port: METRICS_PORT,
+                port: METRICS_PORT.into(),
                 target_port: Some(IntOrString::String("monitoring".to_owned())),
                 protocol: Some("TCP".to_owned()),
                 ..ServicePort::default()
@@ -294,7 +279,7 @@ fn field_env(name: &str, path: &str) -> EnvVar {
 fn monitoring_port() -> ContainerPort {
     ContainerPort {
         name: Some("monitoring".to_owned()),
-        container_port: METRICS_PORT,
+        container_port: METRICS_PORT.into(),
         protocol: Some("TCP".to_owned()),
         ..ContainerPort::default()
     }

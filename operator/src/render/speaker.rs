@@ -38,21 +38,18 @@ use metallb_api::{
     duration::GoDuration,
     metallb::{FencingConfig, GracefulShutdownConfig, MetalLBSpec},
 };
+use metallb_runtime::consts::{
+    EXCLUDE_L2_DIR, EXCLUDE_L2_KEY, HEARTBEAT_PORT, MEMBERSHIP_DIR, MEMBERSHIP_KEY, METRICS_PORT,
+};
 
 use super::{
-    HEARTBEAT_PORT, METRICS_PORT, OperandSettings, RenderError, apply_config, default_resources,
-    field_env, labels, log_level, monitoring_port, names, node_selector, probe, selector_labels,
+    OperandSettings, RenderError, apply_config, default_resources, field_env, labels, log_level,
+    monitoring_port, names, node_selector, probe, selector_labels,
 };
 
 /// Time a speaker gets after SIGTERM on top of its graceful-shutdown delay: handing layer 2
 /// ownership over, withdrawing with Cease and exiting. Only a hung speaker uses all of it.
 pub const GRACE_MARGIN: Duration = Duration::from_secs(10);
-
-/// Where the speaker finds the membership Secret.
-pub const MEMBERSHIP_DIR: &str = "/etc/metallb/membership";
-
-/// Where the speaker finds the exclusion ConfigMap.
-pub const EXCLUDE_L2_DIR: &str = "/etc/metallb/excludel2";
 
 /// The termination grace period of the speakers: the graceful-shutdown delay (when graceful
 /// shutdown is on) plus [`GRACE_MARGIN`], in whole seconds rounded up.
@@ -102,13 +99,11 @@ fn args(spec: &MetalLBSpec) -> Result<Vec<String>, RenderError> {
     args.push(format!("--heartbeat-port={HEARTBEAT_PORT}"));
     args.push(format!(
         "--membership-key-file={}/{}",
-        MEMBERSHIP_DIR,
-        names::MEMBERSHIP_KEY
+        MEMBERSHIP_DIR, MEMBERSHIP_KEY
     ));
     args.push(format!(
         "--excludel2-file={}/{}",
-        EXCLUDE_L2_DIR,
-        names::EXCLUDE_L2_KEY
+        EXCLUDE_L2_DIR, EXCLUDE_L2_KEY
     ));
 
     let drain = spec.drain.clone().unwrap_or_default();
@@ -175,7 +170,7 @@ pub(super) fn daemon_set(
             monitoring_port(),
             ContainerPort {
                 name: Some("heartbeat".to_owned()),
-                container_port: HEARTBEAT_PORT,
+                container_port: HEARTBEAT_PORT.into(),
                 protocol: Some("UDP".to_owned()),
                 ..ContainerPort::default()
             },

@@ -2,6 +2,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Container, PodSpec, Toleration};
 use metallb_api::metallb::{GracefulShutdownConfig, MetalLBSpec};
+use metallb_runtime::consts::{EXCLUDE_L2_DIR, MEMBERSHIP_DIR};
 
 use super::*;
 
@@ -395,7 +396,10 @@ fn metrics_services_are_headless_and_select_their_component() {
         let spec = service.spec.as_ref().unwrap();
         assert_eq!(spec.cluster_ip.as_deref(), Some("None"));
         assert_eq!(spec.selector.as_ref().unwrap()["component"], component);
-        assert_eq!(spec.ports.as_ref().unwrap()[0].port, METRICS_PORT);
+        assert_eq!(
+            spec.ports.as_ref().unwrap()[0].port,
+            i32::from(METRICS_PORT)
+        );
     }
 }
 

@@ -1,0 +1,342 @@
+//! Per-node Leases: every speaker renews `metallb-speaker-<node>` in the MetalLB namespace
+//! ([`NodeLease`]), and every speaker watches all of them ([`NodeLeaseObserver`]) to know which
+//! nodes' speakers are alive. A renewal is a write, and a write needs etcd quorum, so a node
+//! whose API server serves stale data fails to renew: the speaker's fencing builds on that.
+//!
+//! A renewal is one `replace` carrying the last written `resourceVersion`; only when that
+//! conflicts (or the Lease is gone) is the Lease read again, so a speaker costs one request per
+//! renewal interval. Each call runs under the renewal interval as its deadline.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{DeleteParams, PostParams};
+use kube::runtime::watcher::{self, Event};
+use kube::runtime::{WatchStreamExt, watcher as watch_stream};
+use kube::{Api, Client};
+use tokio::sync::{Notify, watch};
+use tracing::{debug, info, warn};
+
+use super::{LeaseError, Observed, bounded};
+use crate::consts::{SPEAKER_LEASE_LABEL, SPEAKER_LEASE_PREFIX};
+
+/// The name of `node`'s Lease.
+pub fn lease_name(node: &str) -> String {
+    format!("{SPEAKER_LEASE_PREFIX}{node}")
+}
+
+/// The renewer's latest outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Renewal {
+    /// When the last successful renewal was sent.
+    pub last_success: Option<Instant>,
+    /// Renewals failed since that one.
+    pub failures: u32,
+}
+
+impl Renewal {
+    /// Whether the Lease, as others see it, is still held: the last success was sent less than
+    /// `duration` ago.
+    pub fn fresh(&self, duration: Duration, now: Instant) -> bool {
+        self.last_success
+            .is_some_and(|at| now.saturating_duration_since(at) < duration)
+    }
+}
+
+/// Keeps this node's Lease renewed.
+#[derive(Debug)]
+pub struct NodeLease {
+    api: Api<Lease>,
+    node: String,
+    duration: Duration,
+    interval: Duration,
+    last: Option<Lease>,
+    renewal: watch::Sender<Renewal>,
+}
+
+impl NodeLease {
+    /// The Lease of `node` in `namespace`, valid for `duration` and renewed four times per
+    /// duration (as the kubelet renews its node Lease).
+    pub fn new(client: Client, namespace: &str, node: &str, duration: Duration) -> Self {
+        NodeLease {
+            api: Api::namespaced(client, namespace),
+            node: node.to_owned(),
+            duration,
+            interval: (duration / 4).max(Duration::from_millis(250)),
+            last: None,
+            renewal: watch::Sender::new(Renewal::default()),
+        }
+    }
+
+    /// The renewer's outcomes as they happen.
+    pub fn subscribe(&self) -> watch::Receiver<Renewal> {
+        self.renewal.subscribe()
+    }
+
+    /// Renews until `stop` resolves, then deletes the Lease so observers drop this node at
+    /// once (a planned exit).
+    pub async fn run_until(mut self, stop: impl Future<Output = ()>) {
+        tokio::select! {
+            () = self.renew_forever() => {}
+            () = stop => {}
+        }
+        self.release().await;
+    }
+
+    async fn renew_forever(&mut self) {
+        loop {
+            let started = Instant::now();
+            let deadline = tokio::time::Instant::now() + self.interval;
+            match self.renew(deadline).await {
+                Ok(()) => self.renewal.send_modify(|r| {
+                    *r = Renewal {
+                        last_success: Some(started),
+                        failures: 0,
+                    }
+                }),
+                Err(error) => {
+                    let failures = self.renewal.borrow().failures + 1;
+                    // Powers of two: a long outage does not flood the log.
+                    if failures.is_power_of_two() {
+                        warn!(node = %self.node, %error, failures, "could not renew the node Lease");
+                    }
+                    self.last = None;
+                    self.renewal.send_modify(|r| r.failures = failures);
+                }
+            }
+            tokio::time::sleep_until(deadline).await;
+        }
+    }
+
+    async fn renew(&mut self, deadline: tokio::time::Instant) -> Result<(), LeaseError> {
+        let name = lease_name(&self.node);
+        let now = MicroTime(Timestamp::now());
+        let seconds = i32::try_from(self.duration.as_secs().max(1)).unwrap_or(i32::MAX);
+        let mut lease = match self.last.take() {
+            Some(lease) => lease,
+            None => match bounded(deadline, self.api.get_opt(&name)).await? {
+                Some(lease) => lease,
+                None => {
+                    let lease = Lease {
+                        metadata: ObjectMeta {
+                            name: Some(name.clone()),
+                            labels: Some(BTreeMap::from([(
+                                SPEAKER_LEASE_LABEL.0.to_owned(),
+                                SPEAKER_LEASE_LABEL.1.to_owned(),
+                            )])),
+                            ..ObjectMeta::default()
+                        },
+                        spec: Some(LeaseSpec {
+                            holder_identity: Some(self.node.clone()),
+                            lease_duration_seconds: Some(seconds),
+                            acquire_time: Some(now.clone()),
+                            renew_time: Some(now),
+                            ..LeaseSpec::default()
+                        }),
+                    };
+                    let params = PostParams::default();
+                    let created = self.api.create(&params, &lease);
+                    self.last = Some(bounded(deadline, created).await?);
+                    info!(node = %self.node, lease = %name, "created the node Lease");
+                    return Ok(());
+                }
+            },
+        };
+        let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
+        spec.holder_identity = Some(self.node.clone());
+        spec.lease_duration_seconds = Some(seconds);
+        spec.renew_time = Some(now);
+        let params = PostParams::default();
+        let replace = self.api.replace(&name, &params, &lease);
+        self.last = Some(bounded(deadline, replace).await?);
+        debug!(node = %self.node, "renewed the node Lease");
+        Ok(())
+    }
+
+    /// Deletes the Lease; bounded by the renewal interval.
+    async fn release(&mut self) {
+        let deadline = tokio::time::Instant::now() + self.interval;
+        let name = lease_name(&self.node);
+        let params = DeleteParams::default();
+        let deleted = self.api.delete(&name, &params);
+        match bounded(deadline, deleted).await {
+            Ok(_) => info!(node = %self.node, "released the node Lease"),
+            Err(LeaseError::Api(kube::Error::Api(status))) if status.is_not_found() => {}
+            Err(error) => warn!(node = %self.node, %error, "could not release the node Lease"),
+        }
+    }
+}
+
+/// Which nodes' speaker Leases are fresh, as seen from here.
+#[derive(Debug, Clone, Default)]
+pub struct NodeLeaseObserver {
+    inner: Arc<Shared>,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    leases: Mutex<BTreeMap<String, (LeaseSpec, Observed)>>,
+    changed: Notify,
+}
+
+impl NodeLeaseObserver {
+    /// Watches the speakers' Leases in `namespace`; the returned future drives the watch and
+    /// must be polled (for example spawned) for the observer to learn anything.
+    pub fn watch(
+        client: Client,
+        namespace: &str,
+    ) -> (Self, impl Future<Output = ()> + Send + use<>) {
+        let observer = NodeLeaseObserver::default();
+        let api = Api::<Lease>::namespaced(client, namespace);
+        let selector = format!("{}={}", SPEAKER_LEASE_LABEL.0, SPEAKER_LEASE_LABEL.1);
+        let config = watcher::Config::default().labels(&selector);
+        let shared = observer.inner.clone();
+        let driver = watch_stream(api, config)
+            .default_backoff()
+            .for_each(move |event| {
+                match event {
+                    Ok(event) => shared.apply(event, Instant::now()),
+                    Err(error) => warn!(%error, "watch of the node Leases failed; retrying"),
+                }
+                futures::future::ready(())
+            });
+        (observer, driver)
+    }
+
+    /// The nodes whose Lease record changed less than its duration ago, at `now`.
+    pub fn alive(&self, now: Instant) -> BTreeSet<String> {
+        let leases = self.inner.leases.lock().unwrap_or_else(|e| e.into_inner());
+        leases
+            .iter()
+            .filter(|(_, (spec, observed))| {
+                observed
+                    .expires_at(spec, Duration::ZERO)
+                    .is_some_and(|at| at > now)
+            })
+            .map(|(node, _)| node.clone())
+            .collect()
+    }
+
+    /// The earliest moment after `now` at which a fresh Lease expires unless renewed.
+    pub fn next_expiry(&self, now: Instant) -> Option<Instant> {
+        let leases = self.inner.leases.lock().unwrap_or_else(|e| e.into_inner());
+        leases
+            .values()
+            .filter_map(|(spec, observed)| observed.expires_at(spec, Duration::ZERO))
+            .filter(|at| *at > now)
+            .min()
+    }
+
+    /// Resolves at the next change of any Lease.
+    pub async fn changed(&self) {
+        self.inner.changed.notified().await;
+    }
+}
+
+impl Shared {
+    fn apply(&self, event: Event<Lease>, now: Instant) {
+        let mut leases = self.leases.lock().unwrap_or_else(|e| e.into_inner());
+        let mut note = |lease: Lease| {
+            let Some(node) = node_of(&lease) else { return };
+            let spec = lease.spec.unwrap_or_default();
+            let entry = leases
+                .entry(node)
+                .or_insert_with(|| (spec.clone(), Observed::default()));
+            entry.0 = spec;
+            entry.1.expired(&entry.0, Duration::ZERO, now);
+        };
+        match event {
+            Event::Apply(lease) | Event::InitApply(lease) => note(lease),
+            Event::Delete(lease) => {
+                if let Some(node) = node_of(&lease) {
+                    leases.remove(&node);
+                }
+            }
+            Event::Init => leases.clear(),
+            Event::InitDone => {}
+        }
+        drop(leases);
+        self.changed.notify_waiters();
+    }
+}
+
+/// The node a speaker Lease belongs to, from its name.
+fn node_of(lease: &Lease) -> Option<String> {
+    let name = lease.metadata.name.as_deref()?;
+    name.strip_prefix(SPEAKER_LEASE_PREFIX)
+        .filter(|node| !node.is_empty())
+        .map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lease(node: &str, renewed: i64) -> Lease {
+        Lease {
+            metadata: ObjectMeta {
+                name: Some(lease_name(node)),
+                ..ObjectMeta::default()
+            },
+            spec: Some(LeaseSpec {
+                holder_identity: Some(node.to_owned()),
+                renew_time: Some(MicroTime(Timestamp::from_second(renewed).unwrap())),
+                lease_duration_seconds: Some(10),
+                ..LeaseSpec::default()
+            }),
+        }
+    }
+
+    #[test]
+    fn a_node_stays_alive_while_its_lease_changes_and_leaves_when_it_stands_still() {
+        let shared = Shared::default();
+        let observer = NodeLeaseObserver {
+            inner: Arc::new(shared),
+        };
+        let start = Instant::now();
+        observer.inner.apply(Event::InitApply(lease("a", 1)), start);
+        observer.inner.apply(Event::InitApply(lease("b", 1)), start);
+        let alive = observer.alive(start + Duration::from_secs(9));
+        assert_eq!(alive, BTreeSet::from(["a".to_owned(), "b".to_owned()]));
+        observer
+            .inner
+            .apply(Event::Apply(lease("a", 2)), start + Duration::from_secs(8));
+        let later = start + Duration::from_secs(10);
+        assert_eq!(observer.alive(later), BTreeSet::from(["a".to_owned()]));
+        assert_eq!(
+            observer.next_expiry(later),
+            Some(start + Duration::from_secs(18))
+        );
+    }
+
+    #[test]
+    fn a_deleted_lease_leaves_at_once_and_foreign_names_are_ignored() {
+        let observer = NodeLeaseObserver::default();
+        let now = Instant::now();
+        observer.inner.apply(Event::Apply(lease("a", 1)), now);
+        let mut foreign = lease("x", 1);
+        foreign.metadata.name = Some("kube-node-x".to_owned());
+        observer.inner.apply(Event::Apply(foreign), now);
+        assert_eq!(observer.alive(now), BTreeSet::from(["a".to_owned()]));
+        observer.inner.apply(Event::Delete(lease("a", 1)), now);
+        assert!(observer.alive(now).is_empty());
+    }
+
+    #[test]
+    fn a_renewal_is_fresh_for_the_lease_duration_after_it_was_sent() {
+        let sent = Instant::now();
+        let renewal = Renewal {
+            last_success: Some(sent),
+            failures: 3,
+        };
+        let duration = Duration::from_secs(10);
+        assert!(renewal.fresh(duration, sent + Duration::from_secs(9)));
+        assert!(!renewal.fresh(duration, sent + duration));
+        assert!(!Renewal::default().fresh(duration, sent));
+    }
+}

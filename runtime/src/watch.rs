@@ -1,0 +1,167 @@
+//! Watches of the `metallb.io` kinds: discovery of the optional ones, a typed event stream per
+//! kind, and reflector [`Stores`] of every kind for readers that want the current objects
+//! rather than the changes.
+//!
+//! Optional kinds (the 4.10 `AddressPool`, whose CRD a current install may lack) are asked
+//! for by discovery first. An absent kind yields an empty, complete list instead of a watch
+//! that fails forever, so readers waiting for every list to arrive are not stalled.
+
+use std::fmt::Debug;
+use std::hash::Hash;
+use std::time::Duration;
+
+use futures::stream::{self, BoxStream, StreamExt};
+use futures::{FutureExt, future};
+use k8s_openapi::api::core::v1::Node;
+use kube::runtime::WatchStreamExt;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::watcher::{self, Event, watcher};
+use kube::{Api, Client, Resource};
+use metallb_api::addresspool::v1beta1::AddressPool;
+use metallb_api::advertisement::{BGPAdvertisement, L2Advertisement};
+use metallb_api::bfdprofile::BFDProfile;
+use metallb_api::bgppeer::v1beta2::BGPPeer;
+use metallb_api::community::Community;
+use metallb_api::ipaddresspool::IPAddressPool;
+use serde::de::DeserializeOwned;
+use tracing::{info, warn};
+
+/// How long discovery waits between attempts when the API server does not answer.
+const DISCOVERY_RETRY: Duration = Duration::from_secs(2);
+
+/// A kind the watches can read.
+pub trait Kind:
+    Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static
+{
+}
+
+impl<K> Kind for K where
+    K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static
+{
+}
+
+/// Whether the API server serves the kind `K`. Asks until it gets an answer: guessing "no" on
+/// a transient error would drop every object of the kind.
+pub async fn serves<K: Kind>(client: &Client) -> bool {
+    let group_version = K::api_version(&());
+    let plural = K::plural(&());
+    loop {
+        match client.list_api_group_resources(&group_version).await {
+            Ok(list) => return list.resources.iter().any(|r| r.name == plural),
+            Err(kube::Error::Api(status)) if status.code == 404 => return false,
+            Err(error) => {
+                warn!(%error, %group_version, "could not discover the served kinds; retrying");
+                tokio::time::sleep(DISCOVERY_RETRY).await;
+            }
+        }
+    }
+}
+
+/// The changes of `K` seen through `api`, retried with backoff (errors come out of the stream
+/// so the reader can count and log them). With `optional`, discovery comes first and an
+/// absent kind yields one empty, complete list.
+pub fn events<K: Kind>(
+    api: Api<K>,
+    client: Client,
+    optional: bool,
+) -> BoxStream<'static, Result<Event<K>, watcher::Error>> {
+    let watch = move |api: Api<K>| {
+        watcher(api, watcher::Config::default())
+            .default_backoff()
+            .boxed()
+    };
+    if !optional {
+        return watch(api);
+    }
+    stream::once(async move { serves::<K>(&client).await })
+        .flat_map(move |served| {
+            if served {
+                watch(api.clone())
+            } else {
+                info!(kind = %K::kind(&()), "the kind is not installed; it has no objects");
+                stream::iter([Ok(Event::Init), Ok(Event::InitDone)])
+                    .chain(stream::pending())
+                    .boxed()
+            }
+        })
+        .boxed()
+}
+
+type Driver = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// A reflector store of `K`, cluster-wide, kept current by a driver pushed onto `drivers`.
+fn store<K: Kind>(client: &Client, optional: bool, drivers: &mut Vec<Driver>) -> Store<K>
+where
+    K::DynamicType: Eq + Hash + Clone,
+{
+    let (reader, writer) = reflector::store();
+    let changes = events(Api::<K>::all(client.clone()), client.clone(), optional);
+    let driver = reflector::reflector(writer, changes).for_each(|event| {
+        if let Err(error) = event {
+            warn!(kind = %K::kind(&()), %error, "watch failed; retrying");
+        }
+        future::ready(())
+    });
+    drivers.push(Box::pin(driver));
+    reader
+}
+
+/// Reflector stores of every `metallb.io` kind the components read, and of Nodes.
+#[derive(Clone)]
+pub struct Stores {
+    /// 4.10 `AddressPool`s (empty when the kind is not installed).
+    pub address_pools: Store<AddressPool>,
+    /// `IPAddressPool`s.
+    pub ip_address_pools: Store<IPAddressPool>,
+    /// `BGPPeer`s, at the storage version.
+    pub bgp_peers: Store<BGPPeer>,
+    /// `BFDProfile`s.
+    pub bfd_profiles: Store<BFDProfile>,
+    /// `BGPAdvertisement`s.
+    pub bgp_advertisements: Store<BGPAdvertisement>,
+    /// `L2Advertisement`s.
+    pub l2_advertisements: Store<L2Advertisement>,
+    /// `Community` objects.
+    pub communities: Store<Community>,
+    /// Nodes.
+    pub nodes: Store<Node>,
+}
+
+impl Debug for Stores {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stores").finish_non_exhaustive()
+    }
+}
+
+impl Stores {
+    /// Starts the watches; the returned future drives them and must be polled (for example
+    /// spawned) for the stores to fill.
+    pub fn start(client: &Client) -> (Self, impl Future<Output = ()> + Send + use<>) {
+        let mut drivers = Vec::new();
+        let stores = Stores {
+            address_pools: store(client, true, &mut drivers),
+            ip_address_pools: store(client, false, &mut drivers),
+            bgp_peers: store(client, false, &mut drivers),
+            bfd_profiles: store(client, false, &mut drivers),
+            bgp_advertisements: store(client, false, &mut drivers),
+            l2_advertisements: store(client, false, &mut drivers),
+            communities: store(client, false, &mut drivers),
+            nodes: store(client, false, &mut drivers),
+        };
+        (stores, future::join_all(drivers).map(drop))
+    }
+
+    /// Waits until every watch has listed its objects once.
+    pub async fn ready(&self) {
+        let _ = futures::join!(
+            self.address_pools.wait_until_ready(),
+            self.ip_address_pools.wait_until_ready(),
+            self.bgp_peers.wait_until_ready(),
+            self.bfd_profiles.wait_until_ready(),
+            self.bgp_advertisements.wait_until_ready(),
+            self.l2_advertisements.wait_until_ready(),
+            self.communities.wait_until_ready(),
+            self.nodes.wait_until_ready(),
+        );
+    }
+}
