@@ -161,11 +161,11 @@ fn speaker_role() -> Vec<PolicyRule> {
         ),
         // BGP passwords and the membership key; the exclusion list; peer speakers.
         rule(&[""], &["secrets", "configmaps", "pods"], &READ),
-        // Per-node fencing leases.
+        // Per-node speaker leases; a speaker deletes its own when it leaves.
         rule(
             &["coordination.k8s.io"],
             &["leases"],
-            &["get", "list", "watch", "create", "update"],
+            &["get", "list", "watch", "create", "update", "delete"],
         ),
     ]
 }
