@@ -1,0 +1,392 @@
+//! Container images without a registry or a daemon: an [`Image`] is a set of files (binaries
+//! with the shared libraries `ldd` says they load, plus a few directories) that
+//! [`Image::write`] turns into one OCI image layout tar holding one uncompressed layer. The
+//! archive imports with `ctr -n k8s.io images import --local FILE` (the local cluster does so
+//! on every node) and can be pushed to a registry with any OCI tool (`skopeo copy
+//! oci-archive:FILE docker://...`).
+//!
+//! The output depends only on the files' contents and the settings: owners, modes and times
+//! are fixed, so the same binaries give the same image digest.
+//!
+//! `index.json` names the image twice, as containerd's `io.containerd.image.name` and as
+//! `org.opencontainers.image.ref.name`, both the full reference, because `ctr import` takes the
+//! former and other OCI tools the latter.
+
+mod error;
+mod tar;
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, BufWriter, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+pub use error::{Error, Result};
+pub use tar::Tar;
+
+/// Where binaries go inside the image; the image's `PATH` starts with it, so a pod's
+/// `command: [metallb-speaker]` finds them.
+pub const BIN_DIR: &str = "usr/local/bin";
+
+const PATH_ENV: &str = "PATH=/usr/local/bin:/usr/bin:/bin";
+const LAYER_MEDIA_TYPE: &str = "application/vnd.oci.image.layer.v1.tar";
+const CONFIG_MEDIA_TYPE: &str = "application/vnd.oci.image.config.v1+json";
+const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
+const INDEX_MEDIA_TYPE: &str = "application/vnd.oci.image.index.v1+json";
+
+/// One entry of the layer.
+#[derive(Debug, Clone)]
+enum Entry {
+    Dir {
+        mode: u32,
+    },
+    /// A host file (symbolic links followed) copied with `mode`.
+    File {
+        source: PathBuf,
+        mode: u32,
+    },
+}
+
+/// An image to write: its reference and the layer's contents.
+#[derive(Debug, Clone)]
+pub struct Image {
+    reference: String,
+    /// Paths inside the image without a leading slash, sorted, so parents come first.
+    entries: BTreeMap<String, Entry>,
+    entrypoint: Option<Vec<String>>,
+}
+
+/// What [`Image::write`] wrote.
+#[derive(Debug, Clone)]
+pub struct Written {
+    /// `sha256:<hex>` of the manifest: the image's digest as containerd and registries show it.
+    pub manifest_digest: String,
+    /// Size of the uncompressed layer in bytes.
+    pub layer_size: u64,
+}
+
+impl Image {
+    /// An image named `reference` (e.g. `quay.io/metallb-rs/metallb-rs:0.1.0`) holding only
+    /// `/tmp` (mode 1777, for programs that want a scratch directory).
+    pub fn new(reference: impl Into<String>) -> Image {
+        let mut entries = BTreeMap::new();
+        entries.insert("tmp".to_owned(), Entry::Dir { mode: 0o1777 });
+        Image {
+            reference: reference.into(),
+            entries,
+            entrypoint: None,
+        }
+    }
+
+    /// The process the image runs when a pod gives no `command`.
+    pub fn entrypoint(mut self, argv: Vec<String>) -> Image {
+        self.entrypoint = Some(argv);
+        self
+    }
+
+    /// Adds the executable at `path` as `/usr/local/bin/<its name>`, and every shared library
+    /// `ldd` reports for it (the dynamic loader included) at the path `ldd` names, so a
+    /// glibc-linked Rust binary runs in an otherwise empty image. A static binary adds itself.
+    pub fn binary(mut self, path: &Path) -> Result<Image> {
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| Error::BadName(path.to_owned()))?;
+        self.add_file(&format!("{BIN_DIR}/{name}"), path, 0o755);
+        for lib in shared_libraries(path)? {
+            let inside = lib
+                .to_str()
+                .and_then(|p| p.strip_prefix('/'))
+                .ok_or_else(|| Error::BadName(lib.clone()))?
+                .to_owned();
+            self.add_file(&inside, &lib, 0o755);
+        }
+        Ok(self)
+    }
+
+    fn add_file(&mut self, inside: &str, source: &Path, mode: u32) {
+        let mut parent = Path::new(inside).parent();
+        while let Some(dir) = parent.filter(|d| !d.as_os_str().is_empty()) {
+            self.entries
+                .entry(dir.to_string_lossy().into_owned())
+                .or_insert(Entry::Dir { mode: 0o755 });
+            parent = dir.parent();
+        }
+        self.entries.insert(
+            inside.to_owned(),
+            Entry::File {
+                source: source.to_owned(),
+                mode,
+            },
+        );
+    }
+
+    /// Writes the OCI image layout tar to `out` (through a temporary file renamed at the end,
+    /// so a reader never sees half an archive).
+    pub fn write(&self, out: &Path) -> Result<Written> {
+        let dir = out.parent().filter(|p| !p.as_os_str().is_empty());
+        let dir = dir.unwrap_or(Path::new("."));
+        let write_err = |source| Error::Read {
+            path: out.to_owned(),
+            source,
+        };
+
+        let mut layer = tempfile::tempfile_in(dir).map_err(write_err)?;
+        let layer_blob = {
+            let mut hashing = Hashing::new(BufWriter::new(&mut layer));
+            let mut tar = Tar::new(&mut hashing);
+            self.write_layer(&mut tar)?;
+            tar.finish()?;
+            hashing.finish()?
+        };
+        layer.rewind().map_err(Error::Write)?;
+
+        let mut config = json!({
+            "architecture": "amd64",
+            "os": "linux",
+            "config": { "Env": [PATH_ENV], "WorkingDir": "/" },
+            "rootfs": { "type": "layers", "diff_ids": [layer_blob.digest()] },
+        });
+        if let Some(argv) = &self.entrypoint {
+            config["config"]["Entrypoint"] = json!(argv);
+        }
+        let config = Blob::of(serde_json::to_vec(&config).expect("JSON value"));
+        let manifest = Blob::of(
+            serde_json::to_vec(&json!({
+                "schemaVersion": 2,
+                "mediaType": MANIFEST_MEDIA_TYPE,
+                "config": config.descriptor(CONFIG_MEDIA_TYPE),
+                "layers": [layer_blob.descriptor(LAYER_MEDIA_TYPE)],
+            }))
+            .expect("JSON value"),
+        );
+        let mut manifest_descriptor = manifest.descriptor(MANIFEST_MEDIA_TYPE);
+        manifest_descriptor["annotations"] = json!({
+            "io.containerd.image.name": self.reference,
+            "org.opencontainers.image.ref.name": self.reference,
+        });
+        let index = serde_json::to_vec(&json!({
+            "schemaVersion": 2,
+            "mediaType": INDEX_MEDIA_TYPE,
+            "manifests": [manifest_descriptor],
+        }))
+        .expect("JSON value");
+
+        let partial = out.with_extension("partial");
+        let file = File::create(&partial).map_err(write_err)?;
+        let mut tar = Tar::new(BufWriter::new(file));
+        let layout = br#"{"imageLayoutVersion":"1.0.0"}"#;
+        tar.file("oci-layout", 0o644, layout.len() as u64, &layout[..])?;
+        tar.file("index.json", 0o644, index.len() as u64, &index[..])?;
+        tar.dir("blobs", 0o755)?;
+        tar.dir("blobs/sha256", 0o755)?;
+        for blob in [&config, &manifest] {
+            tar.file(&blob.path(), 0o644, blob.size, &blob.bytes[..])?;
+        }
+        tar.file(&layer_blob.path(), 0o644, layer_blob.size, &layer)?;
+        tar.finish()?;
+        std::fs::rename(&partial, out).map_err(write_err)?;
+        Ok(Written {
+            manifest_digest: manifest.digest(),
+            layer_size: layer_blob.size,
+        })
+    }
+
+    fn write_layer(&self, tar: &mut Tar<impl Write>) -> Result<()> {
+        for (path, entry) in &self.entries {
+            match entry {
+                Entry::Dir { mode } => tar.dir(path, *mode)?,
+                Entry::File { source, mode } => {
+                    let read_err = |source_err| Error::Read {
+                        path: source.clone(),
+                        source: source_err,
+                    };
+                    let file = File::open(source).map_err(read_err)?;
+                    let size = file.metadata().map_err(read_err)?.len();
+                    tar.file(path, *mode, size, file)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The shared libraries `ldd` lists for `path` (absolute paths; the vDSO has none and is
+/// skipped). A static executable has none.
+fn shared_libraries(path: &Path) -> Result<Vec<PathBuf>> {
+    let output = Command::new("ldd")
+        .arg(path)
+        .output()
+        .map_err(|e| Error::Ldd {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if !output.status.success() {
+        // glibc's ldd says so (and exits 1) for a static executable.
+        if format!("{stdout}{stderr}").contains("not a dynamic executable") {
+            return Ok(Vec::new());
+        }
+        return Err(Error::Ldd {
+            path: path.to_owned(),
+            reason: format!("{}: {}", output.status, stderr.trim()),
+        });
+    }
+    Ok(parse_ldd(&stdout))
+}
+
+fn parse_ldd(stdout: &str) -> Vec<PathBuf> {
+    stdout
+        .lines()
+        .filter_map(|line| {
+            let line = line.trim();
+            // `name => /path (0x...)`, or `/path (0x...)` for the loader.
+            let target = line.split_once("=>").map_or(line, |(_, t)| t.trim());
+            let path = target.split_whitespace().next()?;
+            path.starts_with('/').then(|| PathBuf::from(path))
+        })
+        .collect()
+}
+
+/// A blob small enough to keep in memory (config, manifest).
+struct Blob {
+    bytes: Vec<u8>,
+    hex: String,
+    size: u64,
+}
+
+impl Blob {
+    fn of(bytes: Vec<u8>) -> Blob {
+        Blob {
+            hex: hex(&Sha256::digest(&bytes)),
+            size: bytes.len() as u64,
+            bytes,
+        }
+    }
+}
+
+/// What is known of a blob once written: its digest and size.
+struct BlobInfo {
+    hex: String,
+    size: u64,
+}
+
+trait Described {
+    fn hex(&self) -> &str;
+    fn size(&self) -> u64;
+    fn digest(&self) -> String {
+        format!("sha256:{}", self.hex())
+    }
+    fn path(&self) -> String {
+        format!("blobs/sha256/{}", self.hex())
+    }
+    fn descriptor(&self, media_type: &str) -> serde_json::Value {
+        json!({ "mediaType": media_type, "digest": self.digest(), "size": self.size() })
+    }
+}
+
+impl Described for Blob {
+    fn hex(&self) -> &str {
+        &self.hex
+    }
+    fn size(&self) -> u64 {
+        self.size
+    }
+}
+
+impl Described for BlobInfo {
+    fn hex(&self) -> &str {
+        &self.hex
+    }
+    fn size(&self) -> u64 {
+        self.size
+    }
+}
+
+/// A writer that hashes and counts what passes through it.
+struct Hashing<W: Write> {
+    inner: W,
+    hasher: Sha256,
+    size: u64,
+}
+
+impl<W: Write> Hashing<W> {
+    fn new(inner: W) -> Hashing<W> {
+        Hashing {
+            inner,
+            hasher: Sha256::new(),
+            size: 0,
+        }
+    }
+
+    fn finish(mut self) -> Result<BlobInfo> {
+        self.inner.flush().map_err(Error::Write)?;
+        Ok(BlobInfo {
+            hex: hex(&self.hasher.finalize()),
+            size: self.size,
+        })
+    }
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.size += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ldd_output_gives_library_paths() {
+        let out = "\tlinux-vdso.so.1 (0x00007ffd)\n\tlibgcc_s.so.1 => /lib/x86_64-linux-gnu/libgcc_s.so.1 (0x1)\n\tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x2)\n\t/lib64/ld-linux-x86-64.so.2 (0x3)\n";
+        assert_eq!(
+            parse_ldd(out),
+            [
+                "/lib/x86_64-linux-gnu/libgcc_s.so.1",
+                "/lib/x86_64-linux-gnu/libc.so.6",
+                "/lib64/ld-linux-x86-64.so.2"
+            ]
+            .map(PathBuf::from)
+        );
+    }
+
+    #[test]
+    fn same_inputs_same_digest_and_parents_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("tool");
+        std::fs::write(&bin, b"#!/bin/sh\n").unwrap();
+        let image = Image::new("example.com/a:1").binary(&bin).unwrap();
+        let keys: Vec<_> = image.entries.keys().cloned().collect();
+        assert_eq!(
+            keys,
+            [
+                "tmp",
+                "usr",
+                "usr/local",
+                "usr/local/bin",
+                "usr/local/bin/tool"
+            ]
+        );
+        let a = image.write(&dir.path().join("a.tar")).unwrap();
+        let b = image.write(&dir.path().join("b.tar")).unwrap();
+        assert_eq!(a.manifest_digest, b.manifest_digest);
+        assert!(!dir.path().join("a.partial").exists());
+    }
+}
