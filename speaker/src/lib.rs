@@ -7,6 +7,7 @@ pub mod bfd;
 pub mod bgp;
 pub mod cli;
 pub mod config;
+pub mod event;
 pub mod l2;
 pub mod node;
 pub mod runner;

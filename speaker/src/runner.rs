@@ -1,6 +1,10 @@
 //! Runs the drivers from a static configuration: applies the plan, re-reads the file on SIGHUP
 //! and applies only the differences, serves the state on a control socket, and leaves the way
 //! DESIGN 7.4 asks on SIGTERM (GRACEFUL_SHUTDOWN community, the delay, then Cease).
+//!
+//! One task owns the state: signals and the drivers' reports ([`DriverEvent`]s, on one
+//! channel) come to it, and it alone tells the drivers what to do. A BGP session reaching
+//! Established starts its BFD session; a BFD failure takes the BGP session down.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -9,14 +13,13 @@ use std::{
 };
 
 use anyhow::Context as _;
-use metallb_bfd::{DownCause, Hop};
+use metallb_bfd::{DownCause, Event, Hop};
 use metallb_l2::Schedule;
 use serde_json::{Value, json};
 use tokio::{
     io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
     net::UnixListener,
     signal::unix::{SignalKind, signal},
-    time::MissedTickBehavior,
 };
 use tracing::{error, info, warn};
 
@@ -24,11 +27,9 @@ use crate::{
     bfd::{self, BfdHandle},
     bgp::{self, BgpHandle},
     config::{self, PeerPlan, Plan},
+    event::{self, DriverEvent},
     l2::{self, L2Handle, L2Options},
 };
-
-/// How often peers waiting for BGP before BFD starts are looked at.
-const BFD_START_CHECK: Duration = Duration::from_millis(50);
 
 /// How long the drivers get to say goodbye before the process exits anyway.
 const EXIT_GRACE: Duration = Duration::from_secs(5);
@@ -56,6 +57,8 @@ struct Engine {
     /// session when BGP first comes up, and if ours was already Up, it tears BGP down with
     /// Cease/BFD Down (6/10), a needless flap of every new session (seen in the lab).
     bfd_started: BTreeSet<String>,
+    /// Peers whose BGP session is Established, as the driver reported.
+    established: BTreeSet<String>,
 }
 
 /// Runs until SIGTERM or SIGINT. A configuration refused at start-up is an error; one refused
@@ -71,14 +74,16 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
         schedule,
     })
     .context("starting the ARP/NDP responder")?;
-    let (bfd, bfd_task) = bfd::spawn().context("starting BFD")?;
-    let (bgp, bgp_task) = bgp::spawn(plan.listen).context("starting BGP")?;
+    let (reports, mut events) = event::channel();
+    let (bfd, bfd_task) = bfd::spawn(reports.clone()).context("starting BFD")?;
+    let (bgp, bgp_task) = bgp::spawn(plan.listen, reports).context("starting BGP")?;
     let mut engine = Engine {
         l2,
         bfd,
         bgp,
         current: Plan::default(),
         bfd_started: BTreeSet::new(),
+        established: BTreeSet::new(),
     };
     engine.apply(plan);
     info!(config = %options.config.display(), "speaker running");
@@ -92,11 +97,9 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
     let mut hangup = signal(SignalKind::hangup())?;
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
-    let mut bfd_check = tokio::time::interval(BFD_START_CHECK);
-    bfd_check.set_missed_tick_behavior(MissedTickBehavior::Skip);
     loop {
         tokio::select! {
-            _ = bfd_check.tick() => engine.start_pending_bfd(),
+            Some(event) = events.recv() => engine.on_driver_event(event),
             _ = hangup.recv() => match config::load(&options.config) {
                 Ok(plan) => engine.reload(plan),
                 Err(error) => error!(%error, "configuration refused; the running one stays"),
@@ -143,6 +146,7 @@ impl Engine {
         for (name, before) in &old {
             if !plan.peers.contains_key(name) {
                 self.bgp.remove_peer(name);
+                self.established.remove(name);
                 if self.bfd_started.remove(name) {
                     self.bfd.remove_peer(before.options.address);
                 }
@@ -164,6 +168,7 @@ impl Engine {
             }
         }
         self.current = plan;
+        self.start_ready_bfd();
     }
 
     fn apply_peer(&mut self, before: Option<&PeerPlan>, peer: &PeerPlan) {
@@ -206,27 +211,52 @@ impl Engine {
         }
     }
 
-    /// Starts BFD for the peers that have it configured, once their BGP session is up.
-    fn start_pending_bfd(&mut self) {
-        let pending =
-            |p: &&PeerPlan| p.bfd.is_some() && !self.bfd_started.contains(&p.options.name);
-        if !self.current.peers.values().any(|p| pending(&p)) {
-            return;
+    /// A driver's report: a BGP session that came up starts its BFD session (if it has one
+    /// and it is not running); a failed BFD path takes the BGP session down.
+    fn on_driver_event(&mut self, event: DriverEvent) {
+        match event {
+            DriverEvent::Bgp { peer, up: true, .. } => {
+                self.established.insert(peer);
+                self.start_ready_bfd();
+            }
+            DriverEvent::Bgp {
+                peer, up: false, ..
+            } => {
+                self.established.remove(&peer);
+            }
+            DriverEvent::Bfd {
+                event: Event::Up, ..
+            } => {}
+            // RFC 5882: only a failed path takes BGP down, not an administrative stop.
+            DriverEvent::Bfd {
+                peer: address,
+                event: Event::Down(cause),
+            } if cause.is_failure() => {
+                let peer = self.current.peers.values().find(|p| {
+                    p.options.address.to_canonical() == address
+                        && self.bfd_started.contains(&p.options.name)
+                });
+                let Some(peer) = peer else { return };
+                let name = &peer.options.name;
+                if cause == DownCause::NeighborDown {
+                    self.bgp.tear_down_settled(name, "bfd_neighbor_down");
+                } else {
+                    self.bgp.tear_down(name, "bfd_down");
+                }
+            }
+            DriverEvent::Bfd { .. } => {}
         }
-        let established: BTreeSet<String> = self
-            .bgp
-            .status()
-            .into_iter()
-            .filter(|s| s.state == "established")
-            .map(|s| s.name)
-            .collect();
+    }
+
+    /// Starts BFD for the peers that have it configured, not running, and BGP Established.
+    fn start_ready_bfd(&mut self) {
         let ready: Vec<String> = self
             .current
             .peers
             .values()
-            .filter(pending)
+            .filter(|p| p.bfd.is_some())
             .map(|p| p.options.name.clone())
-            .filter(|name| established.contains(name))
+            .filter(|name| self.established.contains(name) && !self.bfd_started.contains(name))
             .collect();
         for name in ready {
             self.start_bfd(&self.current.peers[&name]);
@@ -234,7 +264,7 @@ impl Engine {
         }
     }
 
-    /// Adds (or updates) the BFD session of `peer`; its failure takes the BGP session down.
+    /// Adds (or updates) the BFD session of `peer`.
     fn start_bfd(&self, peer: &PeerPlan) {
         let Some(profile) = peer.bfd else { return };
         let options = &peer.options;
@@ -243,21 +273,8 @@ impl Engine {
         } else {
             Hop::Single
         };
-        let (bgp, name) = (self.bgp.clone(), options.name.clone());
-        // RFC 5882: only a failed path takes BGP down, not an administrative stop.
-        let sink: bfd::EventSink = Box::new(move |event| {
-            if let metallb_bfd::Event::Down(cause) = event
-                && cause.is_failure()
-            {
-                if cause == DownCause::NeighborDown {
-                    bgp.tear_down_settled(&name, "bfd_neighbor_down");
-                } else {
-                    bgp.tear_down(&name, "bfd_down");
-                }
-            }
-        });
         self.bfd
-            .add_peer(options.address, options.source, hop, profile, sink);
+            .add_peer(options.address, options.source, hop, profile);
     }
 
     /// SIGTERM: stop answering in layer 2, keep the BGP routes up with GRACEFUL_SHUTDOWN for

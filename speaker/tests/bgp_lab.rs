@@ -15,6 +15,7 @@ use std::{
 use ipnet::IpNet;
 use metallb_bgp::{Community, Config, LargeCommunity, PeerAsn, Route};
 use metallb_speaker::bgp::{self, BgpHandle, PeerOptions};
+use metallb_speaker::event;
 use metallb_testenv::lab::{Host, Lab, LabOptions};
 use serde_json::Value;
 
@@ -145,7 +146,9 @@ async fn established(lab: &Lab, handle: &BgpHandle, frr_neighbor: &str) -> Durat
 
 fn spawn_driver() -> (BgpHandle, tokio::task::JoinHandle<()>) {
     let listen: SocketAddr = "[::]:179".parse().expect("an address");
-    bgp::spawn(Some(listen)).expect("the driver starts")
+    // These tests read the driver's status, not its reports.
+    let (reports, _) = event::channel();
+    bgp::spawn(Some(listen), reports).expect("the driver starts")
 }
 
 fn community(path: &Value) -> &str {

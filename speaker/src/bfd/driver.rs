@@ -22,9 +22,10 @@ use tokio::{sync::mpsc, time};
 use tracing::{debug, info, warn};
 
 use super::{
-    BfdPeerStatus, Command, EventSink,
+    BfdPeerStatus, Command,
     net::{CmsgBuffer, Datagram, Receiver, Transmitter},
 };
+use crate::event::{DriverEvent, DriverEvents};
 
 /// Room for the longest Control packet (24 bytes plus at most 28 of authentication) and
 /// more; anything longer is malformed anyway.
@@ -100,7 +101,6 @@ struct Peer {
     local: Option<IpAddr>,
     /// Opened on the first transmit, and again after it failed to open.
     transmitter: Option<Transmitter>,
-    on_event: Arc<EventSink>,
     received: u64,
     sent: u64,
     send_errors: u64,
@@ -120,7 +120,7 @@ impl Peer {
                 Event::Up => info!(peer = %address, "bfd session up"),
                 Event::Down(cause) => info!(peer = %address, cause = ?cause, "bfd session down"),
             }
-            work.events.push((Arc::clone(&self.on_event), event));
+            work.events.push((address, event));
         }
     }
 
@@ -174,8 +174,8 @@ impl Peer {
 /// What the loop reuses from one step to the next, so that a packet allocates nothing.
 struct Work {
     random: Xorshift,
-    /// Events to hand to the sinks once the table is unlocked.
-    events: Vec<(Arc<EventSink>, Event)>,
+    /// Events to report once the table is unlocked.
+    events: Vec<(IpAddr, Event)>,
 }
 
 /// The driver task: the sockets it waits on and the [`Engine`] that does the work.
@@ -191,9 +191,11 @@ impl Driver {
         receivers: [Option<Receiver>; 4],
         commands: mpsc::UnboundedReceiver<Command>,
         table: Arc<Mutex<Table>>,
+        reports: DriverEvents,
     ) -> Self {
         let engine = Engine {
             table,
+            reports,
             buffer: [0; RECEIVE_BUFFER],
             cmsg: CmsgBuffer::new(),
             work: Work {
@@ -250,6 +252,8 @@ impl Driver {
 /// The sessions and the buffers the loop reuses.
 struct Engine {
     table: Arc<Mutex<Table>>,
+    /// Where Up and Down are reported.
+    reports: DriverEvents,
     buffer: [u8; RECEIVE_BUFFER],
     cmsg: CmsgBuffer,
     work: Work,
@@ -298,7 +302,6 @@ impl Engine {
                 local,
                 hop,
                 profile,
-                on_event,
             } => add(
                 &mut table,
                 &mut self.work,
@@ -307,7 +310,6 @@ impl Engine {
                 local,
                 hop,
                 profile,
-                on_event,
             ),
             Command::Remove(address) => {
                 if let Some(mut peer) = table.remove(address) {
@@ -353,10 +355,11 @@ impl Engine {
         time::Instant::from_std(earliest.unwrap_or_else(|| Instant::now() + IDLE))
     }
 
-    /// Calls the sinks, outside the table's lock.
+    /// Reports the events, outside the table's lock.
     fn deliver_events(&mut self) {
-        for (sink, event) in self.work.events.drain(..) {
-            sink(event);
+        for (peer, event) in self.work.events.drain(..) {
+            // An owner that has gone no longer needs to know.
+            let _ = self.reports.send(DriverEvent::Bfd { peer, event });
         }
     }
 }
@@ -407,7 +410,6 @@ fn receive(table: &mut Table, work: &mut Work, hop: Hop, datagram: Datagram, pay
 
 /// Starts the session towards `address`, or updates it in place when only the profile or
 /// the sink changed.
-#[expect(clippy::too_many_arguments, reason = "the fields of Command::Add")]
 fn add(
     table: &mut Table,
     work: &mut Work,
@@ -416,15 +418,12 @@ fn add(
     local: Option<IpAddr>,
     hop: Hop,
     profile: Profile,
-    on_event: EventSink,
 ) {
-    let on_event = Arc::new(on_event);
     if let Some(peer) = table.peers.get_mut(&address)
         && peer.local == local
         && peer.session.hop() == hop
     {
         peer.session.set_profile(profile);
-        peer.on_event = on_event;
         peer.flush(address, now, work);
         return;
     }
@@ -439,7 +438,6 @@ fn add(
         session,
         local,
         transmitter: None,
-        on_event,
         received: 0,
         sent: 0,
         send_errors: 0,

@@ -7,7 +7,7 @@
 //! session they belong to (by Your Discriminator, or by the source address while that is
 //! zero, RFC 5880 §6.3) and sends what the sessions want sent. Each session transmits from
 //! its own socket with TTL 255 and a source port from 49152-65535 (RFC 5881 §4-5). Up and
-//! Down reach the caller through the [`EventSink`] given with the peer.
+//! Down are reported on the [`DriverEvents`] channel given to [`spawn`].
 //!
 //! Datagrams that are malformed, arrive with a TTL below 255 on the single hop port, or
 //! belong to no session are counted by reason and dropped.
@@ -23,17 +23,14 @@ use std::{
     time::Duration,
 };
 
-use metallb_bfd::{Diagnostic, Event, Hop, Profile, State};
+use metallb_bfd::{Diagnostic, Hop, Profile, State};
 use serde::{Serialize, Serializer};
 use thiserror::Error;
 use tokio::{sync::mpsc, task::JoinHandle};
 use tracing::warn;
 
 use self::{driver::Driver, net::Receiver};
-
-/// Receives the Up and Down events of one session. It is called from the driver task, so it
-/// must return quickly and never block.
-pub type EventSink = Box<dyn Fn(Event) + Send + Sync>;
+use crate::event::DriverEvents;
 
 /// Why the driver could not start.
 #[derive(Debug, Error)]
@@ -58,7 +55,8 @@ pub enum BfdError {
 /// # Errors
 ///
 /// A receive socket cannot be bound, typically because another BFD daemon holds the port.
-pub fn spawn() -> Result<(BfdHandle, JoinHandle<()>), BfdError> {
+/// Up and Down of every session are reported on `events`.
+pub fn spawn(events: DriverEvents) -> Result<(BfdHandle, JoinHandle<()>), BfdError> {
     let receivers = [
         Some(Receiver::bind(Ipv4Addr::UNSPECIFIED.into(), Hop::Single)?),
         ipv6_receiver(Hop::Single)?,
@@ -67,7 +65,7 @@ pub fn spawn() -> Result<(BfdHandle, JoinHandle<()>), BfdError> {
     ];
     let (commands, command_rx) = mpsc::unbounded_channel();
     let table = Arc::new(Mutex::new(driver::Table::default()));
-    let driver = Driver::new(receivers, command_rx, Arc::clone(&table));
+    let driver = Driver::new(receivers, command_rx, Arc::clone(&table), events);
     let task = tokio::spawn(driver.run());
     Ok((BfdHandle { commands, table }, task))
 }
@@ -93,7 +91,6 @@ enum Command {
         local: Option<IpAddr>,
         hop: Hop,
         profile: Profile,
-        on_event: EventSink,
     },
     Remove(IpAddr),
     Shutdown,
@@ -115,24 +112,15 @@ impl fmt::Debug for BfdHandle {
 }
 
 impl BfdHandle {
-    /// Adds the session towards `peer`, or gives an existing one the new profile and sink.
-    /// A changed `local` or `hop` starts the session afresh. `on_event` hears every Up and
-    /// Down from the driver task; it must not block.
-    pub fn add_peer(
-        &self,
-        peer: IpAddr,
-        local: Option<IpAddr>,
-        hop: Hop,
-        profile: Profile,
-        on_event: EventSink,
-    ) {
+    /// Adds the session towards `peer`, or gives an existing one the new profile. A changed
+    /// `local` or `hop` starts the session afresh.
+    pub fn add_peer(&self, peer: IpAddr, local: Option<IpAddr>, hop: Hop, profile: Profile) {
         // An IPv4-mapped IPv6 address names an IPv4 peer, which needs an IPv4 socket.
         self.send(Command::Add {
             peer: peer.to_canonical(),
             local: local.map(|local| local.to_canonical()),
             hop,
             profile,
-            on_event,
         });
     }
 

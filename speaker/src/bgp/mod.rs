@@ -35,6 +35,7 @@ use tokio::{
 use tracing::{debug, warn};
 
 use self::peer::{PeerCommand, PeerTask, StatusSlot};
+use crate::event::DriverEvents;
 
 /// How to reach one BGP peer and what to tell it.
 #[derive(Clone, PartialEq, Eq)]
@@ -127,8 +128,12 @@ pub struct BgpHandle {
 }
 
 /// Starts the driver in the calling thread's network namespace, listening (passive side) on
-/// `listen` when given, e.g. `[::]:179` for both families. Must run inside a tokio runtime.
-pub fn spawn(listen: Option<SocketAddr>) -> Result<(BgpHandle, JoinHandle<()>), BgpError> {
+/// `listen` when given, e.g. `[::]:179` for both families; sessions reaching or leaving
+/// Established are reported on `reports`. Must run inside a tokio runtime.
+pub fn spawn(
+    listen: Option<SocketAddr>,
+    reports: DriverEvents,
+) -> Result<(BgpHandle, JoinHandle<()>), BgpError> {
     let listener = listen
         .map(|address| net::listen(address).map_err(|source| BgpError::Listen { address, source }))
         .transpose()?;
@@ -140,6 +145,7 @@ pub fn spawn(listen: Option<SocketAddr>) -> Result<(BgpHandle, JoinHandle<()>), 
         peers: HashMap::new(),
         graceful_shutdown: false,
         statuses: statuses.clone(),
+        reports,
     };
     let task = tokio::spawn(manager.run(receiver));
     Ok((BgpHandle { commands, statuses }, task))
@@ -239,6 +245,7 @@ struct Manager {
     peers: HashMap<String, PeerEntry>,
     graceful_shutdown: bool,
     statuses: Statuses,
+    reports: DriverEvents,
 }
 
 impl Manager {
@@ -308,7 +315,9 @@ impl Manager {
             return;
         }
         let (commands, receiver) = mpsc::unbounded_channel();
-        let (task, slot) = PeerTask::new(options.clone(), receiver, self.graceful_shutdown);
+        let reports = self.reports.clone();
+        let (task, slot) =
+            PeerTask::new(options.clone(), receiver, self.graceful_shutdown, reports);
         self.lock_statuses().insert(options.name.clone(), slot);
         let task = tokio::spawn(task.run());
         let name = options.name.clone();

@@ -20,6 +20,7 @@ use tokio::{
 use tracing::{debug, info};
 
 use super::{PeerOptions, PeerStatus, net};
+use crate::event::{DriverEvent, DriverEvents};
 
 /// How long one message may take to enter the socket before the connection counts as dead.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -78,6 +79,9 @@ pub(super) struct PeerTask {
     tear_down: Option<&'static str>,
     /// When the session last became Established.
     established_at: Option<Instant>,
+    /// Where changes of Established are reported, and the last one reported.
+    reports: DriverEvents,
+    reported_up: bool,
 }
 
 impl PeerTask {
@@ -85,6 +89,7 @@ impl PeerTask {
         options: PeerOptions,
         commands: mpsc::UnboundedReceiver<PeerCommand>,
         graceful_shutdown: bool,
+        reports: DriverEvents,
     ) -> (Self, StatusSlot) {
         let mut session = Session::new(options.session.clone());
         session.set_graceful_shutdown(graceful_shutdown);
@@ -110,6 +115,8 @@ impl PeerTask {
             dropped: BTreeMap::new(),
             tear_down: None,
             established_at: None,
+            reports,
+            reported_up: false,
         };
         (task, slot)
     }
@@ -319,7 +326,18 @@ impl PeerTask {
         }
     }
 
-    fn publish(&self) {
+    fn publish(&mut self) {
+        let up = self.session.state() == State::Established;
+        if up != self.reported_up {
+            self.reported_up = up;
+            let report = DriverEvent::Bgp {
+                peer: self.options.name.clone(),
+                up,
+                reason: if up { None } else { self.last_down.clone() },
+            };
+            // An owner that has gone no longer needs to know.
+            let _ = self.reports.send(report);
+        }
         let mut status = self.slot.lock().unwrap_or_else(PoisonError::into_inner);
         status.address = self.options.address;
         status.state = state_name(self.session.state());
