@@ -57,6 +57,7 @@ pub struct Image {
     /// Paths inside the image without a leading slash, sorted, so parents come first.
     entries: BTreeMap<String, Entry>,
     entrypoint: Option<Vec<String>>,
+    user: Option<String>,
 }
 
 /// What [`Image::write`] wrote.
@@ -78,7 +79,15 @@ impl Image {
             reference: reference.into(),
             entries,
             entrypoint: None,
+            user: None,
         }
+    }
+
+    /// The user processes run as unless the pod says otherwise (`uid[:gid]`). A pod with
+    /// `runAsNonRoot: true` and no `runAsUser` only starts when this is a non-zero uid.
+    pub fn user(mut self, user: impl Into<String>) -> Image {
+        self.user = Some(user.into());
+        self
     }
 
     /// The process the image runs when a pod gives no `command`.
@@ -152,6 +161,9 @@ impl Image {
         });
         if let Some(argv) = &self.entrypoint {
             config["config"]["Entrypoint"] = json!(argv);
+        }
+        if let Some(user) = &self.user {
+            config["config"]["User"] = json!(user);
         }
         let config = Blob::of(serde_json::to_vec(&config).expect("JSON value"));
         let manifest = Blob::of(

@@ -19,6 +19,9 @@ const PRODUCT_REFERENCE: &str =
     concat!("quay.io/metallb-rs/metallb-rs:", env!("CARGO_PKG_VERSION"));
 /// The sandbox image the local cluster's containerd pins, so it is never pulled.
 pub const PAUSE_REFERENCE: &str = "localhost/metallb-rs/pause:1";
+/// The product image's default user: the operator and controller pods say `runAsNonRoot`
+/// without a uid; the speaker pod asks for root itself, for its capabilities.
+const PRODUCT_USER: &str = "65532:65532";
 /// The binaries of the product image.
 const PRODUCT_BINARIES: [&str; 3] = ["metallb-operator", "metallb-controller", "metallb-speaker"];
 
@@ -65,6 +68,7 @@ enum Cmd {
 }
 
 fn main() -> anyhow::Result<()> {
+    let mut user = None;
     let (reference, binaries, entrypoint, out) = match Cli::parse().command {
         Cmd::Product {
             bin_dir,
@@ -72,6 +76,7 @@ fn main() -> anyhow::Result<()> {
             out,
         } => {
             let bins = PRODUCT_BINARIES.iter().map(|b| bin_dir.join(b)).collect();
+            user = Some(PRODUCT_USER);
             (reference, bins, Vec::new(), out)
         }
         Cmd::Pause {
@@ -97,6 +102,9 @@ fn main() -> anyhow::Result<()> {
     let mut image = Image::new(&reference);
     if !entrypoint.is_empty() {
         image = image.entrypoint(entrypoint);
+    }
+    if let Some(user) = user {
+        image = image.user(user);
     }
     for binary in &binaries {
         image = image
