@@ -8,10 +8,12 @@
 
 use std::fmt::Debug;
 use std::hash::Hash;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::stream::{self, BoxStream, StreamExt};
 use futures::{FutureExt, future};
+use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::Node;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::reflector::{self, Store};
@@ -24,6 +26,7 @@ use metallb_api::bgppeer::v1beta2::BGPPeer;
 use metallb_api::community::Community;
 use metallb_api::ipaddresspool::IPAddressPool;
 use serde::de::DeserializeOwned;
+use tokio::sync::Notify;
 use tracing::{info, warn};
 
 /// How long discovery waits between attempts when the API server does not answer.
@@ -89,19 +92,43 @@ pub fn events<K: Kind>(
 
 type Driver = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
 
-/// A reflector store of `K`, cluster-wide, kept current by a driver pushed onto `drivers`.
-fn store<K: Kind>(client: &Client, optional: bool, drivers: &mut Vec<Driver>) -> Store<K>
+/// A reflector store of `K` seen through `api` (with discovery first when `optional`), and
+/// the future that keeps it current; every change wakes `changed`.
+pub fn reflect<K: Kind>(
+    api: Api<K>,
+    client: Client,
+    optional: bool,
+    changed: Arc<Notify>,
+) -> (Store<K>, impl Future<Output = ()> + Send + 'static)
 where
     K::DynamicType: Eq + Hash + Clone,
 {
     let (reader, writer) = reflector::store();
-    let changes = events(Api::<K>::all(client.clone()), client.clone(), optional);
-    let driver = reflector::reflector(writer, changes).for_each(|event| {
-        if let Err(error) = event {
-            warn!(kind = %K::kind(&()), %error, "watch failed; retrying");
+    let changes = events(api, client, optional);
+    let driver = reflector::reflector(writer, changes).for_each(move |event| {
+        match event {
+            Ok(_) => changed.notify_one(),
+            Err(error) => warn!(kind = %K::kind(&()), %error, "watch failed; retrying"),
         }
         future::ready(())
     });
+    (reader, driver)
+}
+
+/// A store of the namespaced kind `K` in `namespace` (every namespace for `None`) whose
+/// driver is pushed onto `drivers`.
+fn store<K: Kind<Scope = NamespaceResourceScope>>(
+    client: &Client,
+    namespace: Option<&str>,
+    optional: bool,
+    changed: &Arc<Notify>,
+    drivers: &mut Vec<Driver>,
+) -> Store<K> {
+    let api = match namespace {
+        Some(namespace) => Api::<K>::namespaced(client.clone(), namespace),
+        None => Api::<K>::all(client.clone()),
+    };
+    let (reader, driver) = reflect(api, client.clone(), optional, changed.clone());
     drivers.push(Box::pin(driver));
     reader
 }
@@ -125,6 +152,8 @@ pub struct Stores {
     pub communities: Store<Community>,
     /// Nodes.
     pub nodes: Store<Node>,
+    /// Woken at every change of any store.
+    pub changed: Arc<Notify>,
 }
 
 impl Debug for Stores {
@@ -134,19 +163,31 @@ impl Debug for Stores {
 }
 
 impl Stores {
-    /// Starts the watches; the returned future drives them and must be polled (for example
-    /// spawned) for the stores to fill.
-    pub fn start(client: &Client) -> (Self, impl Future<Output = ()> + Send + use<>) {
+    /// Starts the watches of the `metallb.io` kinds in `namespace` (every namespace for
+    /// `None`, which needs cluster-wide read access) and of Nodes; the returned future drives
+    /// them and must be polled (for example spawned) for the stores to fill.
+    pub fn start(
+        client: &Client,
+        namespace: Option<&str>,
+    ) -> (Self, impl Future<Output = ()> + Send + use<>) {
         let mut drivers = Vec::new();
+        let changed = Arc::new(Notify::new());
+        let (d, ns) = (&mut drivers, namespace);
         let stores = Stores {
-            address_pools: store(client, true, &mut drivers),
-            ip_address_pools: store(client, false, &mut drivers),
-            bgp_peers: store(client, false, &mut drivers),
-            bfd_profiles: store(client, false, &mut drivers),
-            bgp_advertisements: store(client, false, &mut drivers),
-            l2_advertisements: store(client, false, &mut drivers),
-            communities: store(client, false, &mut drivers),
-            nodes: store(client, false, &mut drivers),
+            address_pools: store(client, ns, true, &changed, d),
+            ip_address_pools: store(client, ns, false, &changed, d),
+            bgp_peers: store(client, ns, false, &changed, d),
+            bfd_profiles: store(client, ns, false, &changed, d),
+            bgp_advertisements: store(client, ns, false, &changed, d),
+            l2_advertisements: store(client, ns, false, &changed, d),
+            communities: store(client, ns, false, &changed, d),
+            nodes: {
+                let api = Api::<Node>::all(client.clone());
+                let (nodes, driver) = reflect(api, client.clone(), false, changed.clone());
+                d.push(Box::pin(driver));
+                nodes
+            },
+            changed,
         };
         (stores, future::join_all(drivers).map(drop))
     }

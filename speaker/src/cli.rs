@@ -37,10 +37,11 @@ pub struct Cli {
 /// The arguments the operator renders into the speaker DaemonSet (its module documentation
 /// lists where each comes from).
 ///
-/// In this version, on a cluster node the speaker keeps its node's speaker Lease renewed (the
-/// other speakers watch these Leases to know who is alive) and serves `/healthz`, `/readyz`
-/// and `/metrics`. Announcing from the cluster's objects, and the drain, graceful-shutdown,
-/// fencing and heartbeat arguments, parse and are checked but take effect in later versions.
+/// On a cluster node the speaker keeps its node's speaker Lease renewed (the other speakers
+/// watch these Leases to know who is alive), plans from the cluster's objects what this node
+/// announces and carries it out, and serves `/healthz`, `/readyz` and `/metrics`. The drain
+/// arguments and the graceful-shutdown ones take effect; fencing and the heartbeats take
+/// effect in a later version (they parse and are checked).
 #[derive(Debug, Clone, clap::Args)]
 pub struct NodeArgs {
     /// This node's name (the downward API's `spec.nodeName`).
@@ -50,6 +51,13 @@ pub struct NodeArgs {
     pub scope: ScopeArgs,
     #[command(flatten)]
     pub metrics: MetricsArgs,
+    /// This node's address (the downward API's `status.hostIP`); an IPv4 one is the router ID
+    /// of sessions whose BGPPeer names none.
+    #[arg(long, env = "HOST_IP")]
+    pub host_ip: Option<std::net::IpAddr>,
+    /// Unix socket for `metallb-speaker show`.
+    #[arg(long, default_value = DEFAULT_CONTROL)]
+    pub control: PathBuf,
     /// UDP port of the heartbeats between speakers (takes effect in a later version).
     #[arg(long, default_value_t = HEARTBEAT_PORT)]
     pub heartbeat_port: u16,
@@ -60,20 +68,18 @@ pub struct NodeArgs {
     /// `announcedInterfacesToExclude`; takes effect in a later version).
     #[arg(long = "excludel2-file")]
     pub excludel2_file: Option<PathBuf>,
-    /// Drain when the node is cordoned (takes effect in a later version).
+    /// Drain when the node is cordoned.
     #[arg(long, id = "drain_on_cordon", default_value = "false", action = ArgAction::Set,
           num_args = 0..=1, default_missing_value = "true")]
     pub drain_on_cordon: bool,
-    /// Comma-separated taint keys that make the node drain (takes effect in a later version).
+    /// Comma-separated taint keys that make the node drain.
     #[arg(long, value_delimiter = ',')]
     pub drain_taint_keys: Vec<String>,
-    /// Keep announcing a Service a draining node is the last to serve (takes effect in a later
-    /// version).
+    /// Keep announcing a Service a draining node is the last to serve.
     #[arg(long, default_value = "true", action = ArgAction::Set, num_args = 0..=1,
           default_missing_value = "true")]
     pub never_blackhole: bool,
-    /// On SIGTERM, send the GRACEFUL_SHUTDOWN community before withdrawing (takes effect in a
-    /// later version).
+    /// On SIGTERM, send the GRACEFUL_SHUTDOWN community before withdrawing.
     #[arg(long, default_value = "true", action = ArgAction::Set, num_args = 0..=1,
           default_missing_value = "true")]
     pub graceful_shutdown: bool,

@@ -352,7 +352,7 @@ pub fn resolve(config: &StaticConfig) -> Result<Plan, Refusal> {
     })
 }
 
-fn bfd_profile(spec: &BFDProfileSpec) -> metallb_bfd::Profile {
+pub(crate) fn bfd_profile(spec: &BFDProfileSpec) -> metallb_bfd::Profile {
     let defaults = metallb_bfd::Profile::default();
     let millis = |value: Option<u32>, default: Duration| {
         value.map_or(default, |ms| Duration::from_millis(u64::from(ms)))
@@ -373,7 +373,7 @@ fn bfd_profile(spec: &BFDProfileSpec) -> metallb_bfd::Profile {
     }
 }
 
-fn peer_plan(
+pub(crate) fn peer_plan(
     name: &str,
     spec: &BGPPeerSpec,
     default_router_id: Option<Ipv4Addr>,

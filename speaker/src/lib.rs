@@ -6,7 +6,9 @@
 pub mod bfd;
 pub mod bgp;
 pub mod cli;
+pub mod cluster;
 pub mod config;
+pub mod engine;
 pub mod event;
 pub mod l2;
 pub mod node;

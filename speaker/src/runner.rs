@@ -1,38 +1,13 @@
-//! Runs the drivers from a static configuration: applies the plan, re-reads the file on SIGHUP
-//! and applies only the differences, serves the state on a control socket, and leaves the way
-//! DESIGN 7.4 asks on SIGTERM (GRACEFUL_SHUTDOWN community, the delay, then Cease).
-//!
-//! One task owns the state: signals and the drivers' reports ([`DriverEvent`]s, on one
-//! channel) come to it, and it alone tells the drivers what to do. A BGP session reaching
-//! Established starts its BFD session; a BFD failure takes the BGP session down.
+//! `metallb-speaker run`: the engine driven by a static configuration file. It applies the
+//! file's plan, re-reads the file on SIGHUP and applies only the differences, and leaves the
+//! way DESIGN 7.4 asks on SIGTERM (GRACEFUL_SHUTDOWN community, the delay, then Cease).
 
-use std::{
-    collections::{BTreeMap, BTreeSet},
-    path::{Path, PathBuf},
-    time::Duration,
-};
+use std::{path::PathBuf, time::Duration};
 
-use anyhow::Context as _;
-use metallb_bfd::{DownCause, Event, Hop};
-use metallb_l2::Schedule;
-use serde_json::{Value, json};
-use tokio::{
-    io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
-    net::UnixListener,
-    signal::unix::{SignalKind, signal},
-};
-use tracing::{error, info, warn};
+use tokio::signal::unix::{SignalKind, signal};
+use tracing::{error, info};
 
-use crate::{
-    bfd::{self, BfdHandle},
-    bgp::{self, BgpHandle},
-    config::{self, PeerPlan, Plan},
-    event::{self, DriverEvent},
-    l2::{self, L2Handle, L2Options},
-};
-
-/// How long the drivers get to say goodbye before the process exits anyway.
-const EXIT_GRACE: Duration = Duration::from_secs(5);
+use crate::{config, engine::Engine};
 
 /// What `metallb-speaker run` was started with.
 #[derive(Clone, Debug)]
@@ -47,59 +22,19 @@ pub struct RunOptions {
     pub graceful_shutdown_delay: Duration,
 }
 
-/// The drivers and the plan they currently carry out.
-struct Engine {
-    l2: L2Handle,
-    bfd: BfdHandle,
-    bgp: BgpHandle,
-    current: Plan,
-    /// Peers whose BFD session runs. BFD starts once BGP has come up: FRR re-creates its BFD
-    /// session when BGP first comes up, and if ours was already Up, it tears BGP down with
-    /// Cease/BFD Down (6/10), a needless flap of every new session (seen in the lab).
-    bfd_started: BTreeSet<String>,
-    /// Peers whose BGP session is Established, as the driver reported.
-    established: BTreeSet<String>,
-}
-
 /// Runs until SIGTERM or SIGINT. A configuration refused at start-up is an error; one refused
 /// on reload is logged and the running one stays.
 pub async fn run(options: RunOptions) -> anyhow::Result<()> {
     let plan = config::load(&options.config)?;
-    let schedule = Schedule {
-        refresh: plan.l2_refresh,
-        ..Schedule::default()
-    };
-    let (l2, l2_task) = l2::spawn(L2Options {
-        interfaces: plan.interfaces.clone(),
-        schedule,
-    })
-    .context("starting the ARP/NDP responder")?;
-    let (reports, mut events) = event::channel();
-    let (bfd, bfd_task) = bfd::spawn(reports.clone()).context("starting BFD")?;
-    let (bgp, bgp_task) = bgp::spawn(plan.listen, reports).context("starting BGP")?;
-    let mut engine = Engine {
-        l2,
-        bfd,
-        bgp,
-        current: Plan::default(),
-        bfd_started: BTreeSet::new(),
-        established: BTreeSet::new(),
-    };
-    engine.apply(plan);
+    let mut engine = Engine::start(plan, options.control.clone())?;
     info!(config = %options.config.display(), "speaker running");
-
-    if let Some(path) = &options.control {
-        let listener = bind_control(path)?;
-        let (l2, bfd, bgp) = (engine.l2.clone(), engine.bfd.clone(), engine.bgp.clone());
-        tokio::spawn(serve_control(listener, l2, bfd, bgp));
-    }
 
     let mut hangup = signal(SignalKind::hangup())?;
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
     loop {
         tokio::select! {
-            Some(event) = events.recv() => engine.on_driver_event(event),
+            event = engine.next_event() => engine.on_driver_event(event),
             _ = hangup.recv() => match config::load(&options.config) {
                 Ok(plan) => engine.reload(plan),
                 Err(error) => error!(%error, "configuration refused; the running one stays"),
@@ -108,238 +43,9 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
             _ = interrupt.recv() => break,
         }
     }
-
-    engine.leave(&options).await;
-    for (name, task) in [("l2", l2_task), ("bfd", bfd_task), ("bgp", bgp_task)] {
-        if tokio::time::timeout(EXIT_GRACE, task).await.is_err() {
-            warn!(driver = name, "driver did not stop in time");
-        }
-    }
-    if let Some(path) = &options.control {
-        let _ = std::fs::remove_file(path);
-    }
+    engine
+        .leave(options.graceful_shutdown, options.graceful_shutdown_delay)
+        .await;
     info!("speaker stopped");
     Ok(())
-}
-
-impl Engine {
-    /// A re-read configuration: settings that only a restart can change are reported.
-    fn reload(&mut self, plan: Plan) {
-        if plan.listen != self.current.listen {
-            warn!("listen changed; it takes effect after a restart");
-        }
-        if plan.interfaces != self.current.interfaces || plan.l2_refresh != self.current.l2_refresh
-        {
-            warn!("interfaces or l2Refresh changed; they take effect after a restart");
-        }
-        info!(
-            prefixes = config::prefixes(&plan).len(),
-            l2 = plan.l2.len(),
-            "configuration reloaded"
-        );
-        self.apply(plan);
-    }
-
-    /// Moves the drivers from the current plan to `plan`, touching only what differs.
-    fn apply(&mut self, plan: Plan) {
-        let old = std::mem::take(&mut self.current.peers);
-        for (name, before) in &old {
-            if !plan.peers.contains_key(name) {
-                self.bgp.remove_peer(name);
-                self.established.remove(name);
-                if self.bfd_started.remove(name) {
-                    self.bfd.remove_peer(before.options.address);
-                }
-            }
-        }
-        for (name, peer) in &plan.peers {
-            let before = old.get(name);
-            self.apply_peer(before, peer);
-        }
-
-        for ip in self.current.l2.keys() {
-            if !plan.l2.contains_key(ip) {
-                self.l2.release(*ip);
-            }
-        }
-        for (ip, allowed) in &plan.l2 {
-            if self.current.l2.get(ip) != Some(allowed) {
-                self.l2.announce(*ip, allowed.clone());
-            }
-        }
-        self.current = plan;
-        self.start_ready_bfd();
-    }
-
-    fn apply_peer(&mut self, before: Option<&PeerPlan>, peer: &PeerPlan) {
-        let options = &peer.options;
-        // The driver restarts a peer whose options changed and keeps its prefixes.
-        if before.is_none_or(|b| b.options != *options) {
-            self.bgp.add_peer(options.clone());
-        }
-
-        let bfd_inputs = |p: &PeerPlan| {
-            let o = &p.options;
-            (p.bfd, o.address, o.source, o.ebgp_multihop)
-        };
-        if let Some(before) = before
-            && bfd_inputs(before) != bfd_inputs(peer)
-            && self.bfd_started.contains(&options.name)
-        {
-            if before.options.address != options.address || peer.bfd.is_none() {
-                self.bfd.remove_peer(before.options.address);
-                self.bfd_started.remove(&options.name);
-            }
-            // A running session takes the new profile without waiting for BGP again.
-            if peer.bfd.is_some() {
-                self.start_bfd(peer);
-                self.bfd_started.insert(options.name.clone());
-            }
-        }
-
-        let empty = BTreeMap::new();
-        let old_routes = before.map_or(&empty, |b| &b.routes);
-        for prefix in old_routes.keys() {
-            if !peer.routes.contains_key(prefix) {
-                self.bgp.withdraw(&options.name, *prefix);
-            }
-        }
-        for (prefix, route) in &peer.routes {
-            if old_routes.get(prefix) != Some(route) {
-                self.bgp.announce(&options.name, *prefix, route.clone());
-            }
-        }
-    }
-
-    /// A driver's report: a BGP session that came up starts its BFD session (if it has one
-    /// and it is not running); a failed BFD path takes the BGP session down.
-    fn on_driver_event(&mut self, event: DriverEvent) {
-        match event {
-            DriverEvent::Bgp { peer, up: true, .. } => {
-                self.established.insert(peer);
-                self.start_ready_bfd();
-            }
-            DriverEvent::Bgp {
-                peer, up: false, ..
-            } => {
-                self.established.remove(&peer);
-            }
-            DriverEvent::Bfd {
-                event: Event::Up, ..
-            } => {}
-            // RFC 5882: only a failed path takes BGP down, not an administrative stop.
-            DriverEvent::Bfd {
-                peer: address,
-                event: Event::Down(cause),
-            } if cause.is_failure() => {
-                let peer = self.current.peers.values().find(|p| {
-                    p.options.address.to_canonical() == address
-                        && self.bfd_started.contains(&p.options.name)
-                });
-                let Some(peer) = peer else { return };
-                let name = &peer.options.name;
-                if cause == DownCause::NeighborDown {
-                    self.bgp.tear_down_settled(name, "bfd_neighbor_down");
-                } else {
-                    self.bgp.tear_down(name, "bfd_down");
-                }
-            }
-            DriverEvent::Bfd { .. } => {}
-        }
-    }
-
-    /// Starts BFD for the peers that have it configured, not running, and BGP Established.
-    fn start_ready_bfd(&mut self) {
-        let ready: Vec<String> = self
-            .current
-            .peers
-            .values()
-            .filter(|p| p.bfd.is_some())
-            .map(|p| p.options.name.clone())
-            .filter(|name| self.established.contains(name) && !self.bfd_started.contains(name))
-            .collect();
-        for name in ready {
-            self.start_bfd(&self.current.peers[&name]);
-            self.bfd_started.insert(name);
-        }
-    }
-
-    /// Adds (or updates) the BFD session of `peer`.
-    fn start_bfd(&self, peer: &PeerPlan) {
-        let Some(profile) = peer.bfd else { return };
-        let options = &peer.options;
-        let hop = if options.ebgp_multihop {
-            Hop::Multi
-        } else {
-            Hop::Single
-        };
-        self.bfd
-            .add_peer(options.address, options.source, hop, profile);
-    }
-
-    /// SIGTERM: stop answering in layer 2, keep the BGP routes up with GRACEFUL_SHUTDOWN for
-    /// the delay so routers move traffic away first, then Cease every session.
-    async fn leave(&self, options: &RunOptions) {
-        info!(graceful = options.graceful_shutdown, "speaker leaving");
-        self.l2.shutdown();
-        if options.graceful_shutdown && !self.current.peers.is_empty() {
-            self.bgp.set_graceful_shutdown(true);
-            info!(delay = ?options.graceful_shutdown_delay, "graceful shutdown community announced");
-            tokio::time::sleep(options.graceful_shutdown_delay).await;
-        }
-        self.bgp.shutdown().await;
-        self.bfd.shutdown();
-    }
-}
-
-fn bind_control(path: &Path) -> anyhow::Result<UnixListener> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    // A socket left by a speaker that was killed; a live one would still answer.
-    if std::os::unix::net::UnixStream::connect(path).is_err() {
-        let _ = std::fs::remove_file(path);
-    }
-    UnixListener::bind(path)
-        .with_context(|| format!("binding the control socket {}", path.display()))
-}
-
-/// Answers one request per connection: a line naming `bgp`, `bfd`, `l2` or `all`, then the
-/// state as JSON.
-async fn serve_control(listener: UnixListener, l2: L2Handle, bfd: BfdHandle, bgp: BgpHandle) {
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let (l2, bfd, bgp) = (l2.clone(), bfd.clone(), bgp.clone());
-        tokio::spawn(async move {
-            let (read, mut write) = stream.into_split();
-            let mut line = String::new();
-            // Requests are one word; a longer line is cut off.
-            let mut reader = BufReader::new(read.take(64));
-            if tokio::time::timeout(Duration::from_secs(2), reader.read_line(&mut line))
-                .await
-                .is_err()
-            {
-                return;
-            }
-            let state = |what: &str| -> Value {
-                match what {
-                    "bgp" => json!(bgp.status()),
-                    "bfd" => json!(bfd.status()),
-                    "l2" => json!(l2.status()),
-                    _ => Value::Null,
-                }
-            };
-            let what = line.trim();
-            let answer = match what {
-                "all" => json!({ "bgp": state("bgp"), "bfd": state("bfd"), "l2": state("l2") }),
-                "bgp" | "bfd" | "l2" => state(what),
-                other => {
-                    json!({ "error": format!("unknown request {other:?}: ask for bgp, bfd, l2 or all") })
-                }
-            };
-            let _ = write.write_all(format!("{answer}\n").as_bytes()).await;
-        });
-    }
 }

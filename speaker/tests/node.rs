@@ -1,6 +1,7 @@
 //! `metallb-speaker` started the way the operator's DaemonSet starts it (no subcommand, the
 //! rendered arguments) against the real API server: it keeps its node's speaker Lease renewed,
-//! is ready once it has, and deletes the Lease when SIGTERM stops it.
+//! is ready once it has and has loaded the configuration, and deletes the Lease when SIGTERM
+//! stops it.
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
@@ -29,9 +30,15 @@ fn readyz(port: u16) -> String {
 #[test]
 fn a_speaker_started_like_the_daemonset_holds_its_node_lease_until_sigterm() {
     let cp = ControlPlane::shared();
+    cp.install_crds().unwrap();
+    let node = "apiVersion: v1\nkind: Node\nmetadata:\n  name: node-7\n";
+    cp.kubectl_with_input(["apply", "-f", "-"], node).unwrap();
     let ns = cp.namespace(test_name!()).unwrap();
     let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let control = dir.path().join("speaker.sock");
     let args = [
+        format!("--control={}", control.display()),
         format!("--kubeconfig={}", cp.kubeconfig_path().display()),
         format!("--namespace={}", ns.name()),
         "--node-name=node-7".to_owned(),

@@ -51,7 +51,7 @@ impl ClusterCache {
     /// Starts watches of every kind; the returned future drives them and must be polled (for
     /// example spawned) for the cache to fill.
     pub fn new(client: Client, metallb_namespace: &str) -> (Self, impl Future<Output = ()> + Send) {
-        let (stores, driver) = Stores::start(&client);
+        let (stores, driver) = Stores::start(&client, None);
         let cache = ClusterCache {
             metallb_namespace: metallb_namespace.to_owned(),
             stores,

@@ -232,7 +232,8 @@ impl NodeLeaseObserver {
             .min()
     }
 
-    /// Resolves at the next change of any Lease.
+    /// Resolves at the next change of any Lease (one waiter: a change while nobody waits is
+    /// kept for the next one).
     pub async fn changed(&self) {
         self.inner.changed.notified().await;
     }
@@ -261,7 +262,7 @@ impl Shared {
             Event::InitDone => {}
         }
         drop(leases);
-        self.changed.notify_waiters();
+        self.changed.notify_one();
     }
 }
 

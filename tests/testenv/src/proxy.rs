@@ -31,8 +31,16 @@ pub struct FreezableProxy {
 impl FreezableProxy {
     /// Forwards `127.0.0.1:<free port>` to `upstream`.
     pub fn start(upstream: SocketAddr) -> Result<FreezableProxy> {
+        let listener =
+            TcpListener::bind("127.0.0.1:0").map_err(Error::io("starting the API server proxy"))?;
+        FreezableProxy::start_with(listener, upstream)
+    }
+
+    /// Forwards connections to `listener` to `upstream`. A listener bound by a thread inside a
+    /// lab node's network namespace makes the API server reachable from that node only, at
+    /// the listener's address there, while the proxy itself connects from this namespace.
+    pub fn start_with(listener: TcpListener, upstream: SocketAddr) -> Result<FreezableProxy> {
         let io = |e| Error::io("starting the API server proxy")(e);
-        let listener = TcpListener::bind("127.0.0.1:0").map_err(io)?;
         listener.set_nonblocking(true).map_err(io)?;
         let addr = listener.local_addr().map_err(io)?;
         let flags = Arc::new(Flags::default());

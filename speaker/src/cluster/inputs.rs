@@ -1,0 +1,351 @@
+//! From the cluster's objects to the planner's inputs ([`metallb_plan::Cluster`]). Pure:
+//! objects in, planner types out; what does not parse (the webhooks refuse it, but objects
+//! may predate them) is left out with a reason for the log, never guessed.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use k8s_openapi::api::core::v1::{Node, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use metallb_api::addresspool::Protocol;
+use metallb_api::addresspool::v1beta1::AddressPool;
+use metallb_api::advertisement::{BGPAdvertisement, BGPAdvertisementSpec, L2Advertisement};
+use metallb_api::bgppeer::v1beta2::BGPPeer;
+use metallb_api::community::Community;
+use metallb_api::ipaddresspool::IPAddressPool;
+use metallb_api::validation::{self, Community as Value};
+use metallb_plan as plan;
+
+/// Something left out of the plan, and why.
+pub type Skipped = (String, String);
+
+/// The objects one speaker reads, borrowed from its watch stores.
+#[derive(Debug, Default)]
+pub struct Objects<'a> {
+    /// Nodes.
+    pub nodes: Vec<&'a Node>,
+    /// `IPAddressPool`s of the MetalLB namespace.
+    pub ip_address_pools: Vec<&'a IPAddressPool>,
+    /// 4.10 `AddressPool`s of the MetalLB namespace.
+    pub address_pools: Vec<&'a AddressPool>,
+    /// `L2Advertisement`s of the MetalLB namespace.
+    pub l2_advertisements: Vec<&'a L2Advertisement>,
+    /// `BGPAdvertisement`s of the MetalLB namespace.
+    pub bgp_advertisements: Vec<&'a BGPAdvertisement>,
+    /// `BGPPeer`s of the MetalLB namespace.
+    pub bgp_peers: Vec<&'a BGPPeer>,
+    /// `Community` objects of the MetalLB namespace.
+    pub communities: Vec<&'a Community>,
+    /// Services, all namespaces.
+    pub services: Vec<&'a Service>,
+    /// EndpointSlices, all namespaces.
+    pub endpoint_slices: Vec<&'a EndpointSlice>,
+}
+
+/// The planner's view of `objects`; `alive` are the nodes whose speaker Lease is fresh and
+/// `lb_class` the class this speaker serves. Returns what was left out too.
+pub fn cluster(
+    objects: &Objects<'_>,
+    alive: BTreeSet<String>,
+    lb_class: Option<&str>,
+    policy: plan::Policy,
+) -> (plan::Cluster, Vec<Skipped>) {
+    let mut skipped = Vec::new();
+    let mut cluster = plan::Cluster {
+        alive,
+        policy,
+        ..plan::Cluster::default()
+    };
+    for node in &objects.nodes {
+        cluster.nodes.insert(name(&node.metadata), node_of(node));
+    }
+    for pool in &objects.ip_address_pools {
+        let addresses = addresses(&pool.spec.addresses, &mut skipped, "ipaddresspool");
+        let pool_plan = plan::Pool {
+            addresses,
+            labels: pool.metadata.labels.clone().unwrap_or_default(),
+            legacy: None,
+        };
+        cluster.pools.insert(name(&pool.metadata), pool_plan);
+    }
+    let aliases = aliases(&objects.communities);
+    for pool in &objects.address_pools {
+        let legacy = match pool.spec.protocol {
+            Protocol::Layer2 => plan::LegacyProtocol::Layer2,
+            Protocol::Bgp => {
+                let ads = pool.spec.bgp_advertisements.iter().flatten();
+                let attributes = ads.filter_map(|ad| {
+                    let spec = BGPAdvertisementSpec {
+                        aggregation_length: ad.aggregation_length,
+                        aggregation_length_v6: ad.aggregation_length_v6,
+                        local_pref: ad.local_pref,
+                        communities: ad.communities.clone(),
+                        ..BGPAdvertisementSpec::default()
+                    };
+                    let what = format!("addresspool {:?}", name(&pool.metadata));
+                    attributes(&spec, &aliases)
+                        .map_err(|e| skipped.push((what, e)))
+                        .ok()
+                });
+                plan::LegacyProtocol::Bgp(attributes.collect())
+            }
+        };
+        let addresses = addresses(&pool.spec.addresses, &mut skipped, "addresspool");
+        let pool_plan = plan::Pool {
+            addresses,
+            labels: pool.metadata.labels.clone().unwrap_or_default(),
+            legacy: Some(legacy),
+        };
+        cluster.pools.insert(name(&pool.metadata), pool_plan);
+    }
+    for ad in &objects.l2_advertisements {
+        let spec = &ad.spec;
+        let l2 = plan::L2Advertisement {
+            pools: pools(
+                spec.ip_address_pools.as_ref(),
+                spec.ip_address_pool_selectors.as_ref(),
+            ),
+            node_selectors: selectors(spec.node_selectors.as_ref()),
+            interfaces: spec.interfaces.iter().flatten().cloned().collect(),
+        };
+        cluster.l2_advertisements.insert(name(&ad.metadata), l2);
+    }
+    for ad in &objects.bgp_advertisements {
+        let spec = &ad.spec;
+        let what = format!("bgpadvertisement {:?}", name(&ad.metadata));
+        let attributes = match attributes(spec, &aliases) {
+            Ok(attributes) => attributes,
+            Err(reason) => {
+                skipped.push((what, reason));
+                continue;
+            }
+        };
+        let bgp = plan::BgpAdvertisement {
+            pools: pools(
+                spec.ip_address_pools.as_ref(),
+                spec.ip_address_pool_selectors.as_ref(),
+            ),
+            node_selectors: selectors(spec.node_selectors.as_ref()),
+            peers: spec.peers.iter().flatten().cloned().collect(),
+            attributes,
+        };
+        cluster.bgp_advertisements.insert(name(&ad.metadata), bgp);
+    }
+    for peer in &objects.bgp_peers {
+        let spec = &peer.spec;
+        let address = spec.peer_address.as_deref().and_then(|a| a.parse().ok());
+        let Some(address) = address else {
+            let what = format!("bgppeer {:?}", name(&peer.metadata));
+            skipped.push((what, "spec.peerAddress: not an IP address".to_owned()));
+            continue;
+        };
+        let peer_plan = plan::Peer {
+            address,
+            node_selectors: selectors(spec.node_selectors.as_ref()),
+        };
+        cluster.peers.insert(name(&peer.metadata), peer_plan);
+    }
+    let endpoints = endpoints(&objects.endpoint_slices);
+    for service in &objects.services {
+        if let Some((key, planned)) = service_of(service, lb_class, &endpoints) {
+            cluster.services.insert(key, planned);
+        }
+    }
+    (cluster, skipped)
+}
+
+fn name(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> String {
+    meta.name.clone().unwrap_or_default()
+}
+
+fn node_of(node: &Node) -> plan::Node {
+    let spec = node.spec.as_ref();
+    let conditions = node.status.as_ref().and_then(|s| s.conditions.as_ref());
+    let network_unavailable = conditions
+        .into_iter()
+        .flatten()
+        .any(|c| c.type_ == "NetworkUnavailable" && c.status == "True");
+    plan::Node {
+        labels: node.metadata.labels.clone().unwrap_or_default(),
+        annotations: node.metadata.annotations.clone().unwrap_or_default(),
+        network_unavailable,
+        unschedulable: spec.and_then(|s| s.unschedulable).unwrap_or(false),
+        taints: spec
+            .and_then(|s| s.taints.as_ref())
+            .into_iter()
+            .flatten()
+            .map(|t| t.key.clone())
+            .collect(),
+        deleting: node.metadata.deletion_timestamp.is_some(),
+    }
+}
+
+fn addresses(entries: &[String], skipped: &mut Vec<Skipped>, kind: &str) -> Vec<plan::Addresses> {
+    let mut out = Vec::new();
+    for entry in entries {
+        match validation::addresses::parse_entry(entry) {
+            Ok(parsed) => out.extend(parsed.cidrs.into_iter().map(plan::Addresses::Cidr)),
+            Err(reason) => skipped.push((format!("{kind} address {entry:?}"), reason)),
+        }
+    }
+    out
+}
+
+fn pools(
+    names: Option<&Vec<String>>,
+    selectors_: Option<&Vec<LabelSelector>>,
+) -> plan::PoolSelection {
+    plan::PoolSelection {
+        names: names.into_iter().flatten().cloned().collect(),
+        selectors: selectors(selectors_),
+    }
+}
+
+/// The planner's selectors. An unknown operator (the webhooks refuse it) selects nothing.
+fn selectors(selectors: Option<&Vec<LabelSelector>>) -> Vec<plan::LabelSelector> {
+    selectors.into_iter().flatten().map(selector).collect()
+}
+
+fn selector(selector: &LabelSelector) -> plan::LabelSelector {
+    let expressions = selector.match_expressions.iter().flatten();
+    plan::LabelSelector {
+        match_labels: selector.match_labels.clone().unwrap_or_default(),
+        match_expressions: expressions
+            .map(|e| {
+                let values = e.values.clone().unwrap_or_default();
+                let operator = match e.operator.as_str() {
+                    "In" => plan::Operator::In,
+                    "NotIn" => plan::Operator::NotIn,
+                    "Exists" => plan::Operator::Exists,
+                    "DoesNotExist" => plan::Operator::DoesNotExist,
+                    // `In` nothing matches no node.
+                    _ => {
+                        return plan::Requirement {
+                            key: e.key.clone(),
+                            operator: plan::Operator::In,
+                            values: Vec::new(),
+                        };
+                    }
+                };
+                plan::Requirement {
+                    key: e.key.clone(),
+                    operator,
+                    values,
+                }
+            })
+            .collect(),
+    }
+}
+
+/// Community aliases of every `Community` object, by name.
+fn aliases(communities: &[&Community]) -> BTreeMap<String, String> {
+    communities
+        .iter()
+        .flat_map(|c| c.spec.communities.iter().flatten())
+        .filter_map(|alias| Some((alias.name.clone()?, alias.value.clone()?)))
+        .collect()
+}
+
+/// An advertisement's route attributes, with aliases resolved.
+fn attributes(
+    spec: &BGPAdvertisementSpec,
+    aliases: &BTreeMap<String, String>,
+) -> Result<plan::BgpAttributes, String> {
+    let length = |value: Option<i32>, default: u8, field: &str| match value {
+        None => Ok(default),
+        Some(v) => u8::try_from(v).map_err(|_| format!("spec.{field}: {v} is not a prefix length")),
+    };
+    let mut attributes = plan::BgpAttributes {
+        local_pref: spec.local_pref,
+        aggregation_length: length(spec.aggregation_length, 32, "aggregationLength")?,
+        aggregation_length_v6: length(spec.aggregation_length_v6, 128, "aggregationLengthV6")?,
+        ..plan::BgpAttributes::default()
+    };
+    for (i, text) in spec.communities.iter().flatten().enumerate() {
+        let value = match aliases.get(text) {
+            Some(value) => value.as_str(),
+            None if text.contains(':') => text.as_str(),
+            None => {
+                return Err(format!(
+                    "spec.communities[{i}]: no community alias {text:?}"
+                ));
+            }
+        };
+        match validation::parse_community(value)
+            .map_err(|reason| format!("spec.communities[{i}]: {reason}"))?
+        {
+            Value::Standard(high, low) => {
+                attributes
+                    .communities
+                    .insert(plan::Community::new(high, low));
+            }
+            Value::Large(global, one, two) => {
+                attributes.large_communities.insert(plan::LargeCommunity {
+                    global_admin: global,
+                    local_data_1: one,
+                    local_data_2: two,
+                });
+            }
+        }
+    }
+    Ok(attributes)
+}
+
+/// The endpoints of every Service, by namespace and name, from its EndpointSlices.
+fn endpoints(slices: &[&EndpointSlice]) -> BTreeMap<(String, String), Vec<plan::Endpoint>> {
+    let mut out: BTreeMap<(String, String), Vec<plan::Endpoint>> = BTreeMap::new();
+    for slice in slices {
+        let labels = slice.metadata.labels.as_ref();
+        let Some(service) = labels.and_then(|l| l.get("kubernetes.io/service-name")) else {
+            continue;
+        };
+        let namespace = slice.metadata.namespace.clone().unwrap_or_default();
+        let list = out.entry((namespace, service.clone())).or_default();
+        for endpoint in slice.endpoints.iter().flatten() {
+            let conditions = endpoint.conditions.as_ref();
+            list.push(plan::Endpoint {
+                node: endpoint.node_name.clone(),
+                ready: conditions.and_then(|c| c.ready),
+                serving: conditions.and_then(|c| c.serving),
+            });
+        }
+    }
+    out
+}
+
+fn service_of(
+    service: &Service,
+    lb_class: Option<&str>,
+    endpoints: &BTreeMap<(String, String), Vec<plan::Endpoint>>,
+) -> Option<(plan::ServiceKey, plan::Service)> {
+    let spec = service.spec.as_ref()?;
+    if spec.type_.as_deref() != Some("LoadBalancer") {
+        return None;
+    }
+    let namespace = service.metadata.namespace.clone().unwrap_or_default();
+    let name = name(&service.metadata);
+    let ingress = service
+        .status
+        .as_ref()
+        .and_then(|s| s.load_balancer.as_ref())
+        .and_then(|lb| lb.ingress.as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i.ip.as_deref()?.parse::<IpAddr>().ok())
+        .collect();
+    let traffic_policy = match spec.external_traffic_policy.as_deref() {
+        Some("Local") => plan::TrafficPolicy::Local,
+        _ => plan::TrafficPolicy::Cluster,
+    };
+    let planned = plan::Service {
+        ours: spec.load_balancer_class.as_deref() == lb_class,
+        ingress,
+        traffic_policy,
+        endpoints: endpoints
+            .get(&(namespace.clone(), name.clone()))
+            .cloned()
+            .unwrap_or_default(),
+    };
+    Some((plan::ServiceKey::new(namespace, name), planned))
+}
