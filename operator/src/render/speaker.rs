@@ -27,9 +27,9 @@ use k8s_openapi::{
     api::{
         apps::v1::{DaemonSet, DaemonSetSpec},
         core::v1::{
-            Capabilities, ConfigMapVolumeSource, Container, ContainerPort, PodSecurityContext,
-            PodSpec, PodTemplateSpec, SeccompProfile, SecretVolumeSource, SecurityContext,
-            Toleration, Volume, VolumeMount,
+            Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
+            PodSecurityContext, PodSpec, PodTemplateSpec, SeccompProfile, SecretVolumeSource,
+            SecurityContext, Toleration, Volume, VolumeMount,
         },
     },
     apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta},
@@ -46,6 +46,11 @@ use super::{
     OperandSettings, RenderError, apply_config, default_resources, field_env, labels, log_level,
     monitoring_port, names, node_selector, probe, selector_labels,
 };
+
+/// Where the speaker creates its control socket (`metallb-speaker show` in the pod talks to
+/// it; the directory of the speaker's `DEFAULT_CONTROL`). The root file system is read-only,
+/// so the pod gives it a directory of its own.
+pub(crate) const CONTROL_DIR: &str = "/run/metallb-speaker";
 
 /// Time a speaker gets after SIGTERM on top of its graceful-shutdown delay: handing layer 2
 /// ownership over, withdrawing with Cease and exiting. Only a hung speaker uses all of it.
@@ -208,6 +213,11 @@ pub(super) fn daemon_set(
                 read_only: Some(true),
                 ..VolumeMount::default()
             },
+            VolumeMount {
+                name: "control".to_owned(),
+                mount_path: CONTROL_DIR.to_owned(),
+                ..VolumeMount::default()
+            },
         ]),
         ..Container::default()
     };
@@ -248,6 +258,14 @@ pub(super) fn daemon_set(
                         name: names::EXCLUDE_L2.to_owned(),
                         default_mode: Some(0o444),
                         ..ConfigMapVolumeSource::default()
+                    }),
+                    ..Volume::default()
+                },
+                Volume {
+                    name: "control".to_owned(),
+                    empty_dir: Some(EmptyDirVolumeSource {
+                        medium: Some("Memory".to_owned()),
+                        ..EmptyDirVolumeSource::default()
                     }),
                     ..Volume::default()
                 },

@@ -371,6 +371,11 @@ fn the_speaker_mounts_the_membership_key_and_the_exclusion_list() {
         volumes[1].config_map.as_ref().unwrap().name,
         "metallb-excludel2"
     );
+    // the control socket's directory is writable, in memory, and goes with the pod
+    assert_eq!(
+        volumes[2].empty_dir.as_ref().unwrap().medium.as_deref(),
+        Some("Memory")
+    );
     let mounts: Vec<_> = main_container(&pod)
         .volume_mounts
         .iter()
@@ -381,7 +386,8 @@ fn the_speaker_mounts_the_membership_key_and_the_exclusion_list() {
         mounts,
         [
             ("membership", MEMBERSHIP_DIR),
-            ("excludel2", EXCLUDE_L2_DIR)
+            ("excludel2", EXCLUDE_L2_DIR),
+            ("control", super::speaker::CONTROL_DIR)
         ]
     );
 }
