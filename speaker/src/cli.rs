@@ -127,11 +127,14 @@ pub enum Command {
         #[arg(long)]
         config: PathBuf,
     },
-    /// Print the live state of a running speaker.
+    /// Print the live state of a running speaker, or why it announces a Service or not.
     Show {
         /// What to show.
         #[arg(value_enum)]
         what: Show,
+        /// The Service, as NAMESPACE/NAME (with `service`).
+        #[arg(required_if_eq("what", "service"))]
+        name: Option<String>,
         /// The running speaker's control socket.
         #[arg(long, default_value = DEFAULT_CONTROL)]
         control: PathBuf,
@@ -150,15 +153,18 @@ pub enum Show {
     Bfd,
     /// Layer-2 addresses and interfaces.
     L2,
+    /// Why this node announces a Service or not, and to whom.
+    Service,
 }
 
 impl Show {
-    /// The request line the control socket understands.
-    pub fn request(self) -> &'static str {
+    /// The request line the control socket understands; `name` is the Service's.
+    pub fn request(self, name: Option<&str>) -> String {
         match self {
-            Show::Bgp => "bgp",
-            Show::Bfd => "bfd",
-            Show::L2 => "l2",
+            Show::Bgp => "bgp".to_owned(),
+            Show::Bfd => "bfd".to_owned(),
+            Show::L2 => "l2".to_owned(),
+            Show::Service => format!("service {}", name.unwrap_or_default()),
         }
     }
 }

@@ -3,30 +3,26 @@
 //! ([`DriverEvent`]s, on one channel); the engine alone tells the drivers what to do, touching
 //! only what differs between plans. A BGP session reaching Established starts its BFD session;
 //! a BFD failure takes the BGP session down. It also serves the state on a control socket
-//! for `metallb-speaker show`.
+//! for `metallb-speaker show` ([`control`](crate::control)).
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    path::{Path, PathBuf},
+    path::PathBuf,
+    sync::{Arc, PoisonError},
     time::Duration,
 };
 
 use anyhow::Context as _;
 use metallb_bfd::{DownCause, Event, Hop};
 use metallb_l2::Schedule;
-use serde_json::{Value, json};
-use tokio::{
-    io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
-    net::UnixListener,
-    sync::mpsc,
-    task::JoinHandle,
-};
+use tokio::{sync::mpsc, task::JoinHandle};
 use tracing::{info, warn};
 
 use crate::{
     bfd::{self, BfdHandle},
     bgp::{self, BgpHandle},
     config::{self, PeerPlan, Plan},
+    control::{self, PlanSlot},
     event::{self, DriverEvent},
     l2::{self, L2Handle, L2Options},
 };
@@ -53,6 +49,8 @@ pub struct Engine {
     tasks: Vec<(&'static str, JoinHandle<()>)>,
     /// The control socket's path, removed on leaving.
     control: Option<PathBuf>,
+    /// The planner's latest output, for `show service`.
+    plan: PlanSlot,
 }
 
 impl Engine {
@@ -72,10 +70,16 @@ impl Engine {
         let (reports, events) = event::channel();
         let (bfd, bfd_task) = bfd::spawn(reports.clone()).context("starting BFD")?;
         let (bgp, bgp_task) = bgp::spawn(plan.listen, reports).context("starting BGP")?;
+        let slot = PlanSlot::default();
         if let Some(path) = &control {
-            let listener = bind_control(path)?;
-            let (l2, bfd, bgp) = (l2.clone(), bfd.clone(), bgp.clone());
-            tokio::spawn(serve_control(listener, l2, bfd, bgp));
+            let listener = control::bind(path)?;
+            let handles = control::Handles {
+                l2: l2.clone(),
+                bfd: bfd.clone(),
+                bgp: bgp.clone(),
+                plan: slot.clone(),
+            };
+            tokio::spawn(control::serve(listener, handles));
         }
         let mut engine = Engine {
             l2,
@@ -92,9 +96,15 @@ impl Engine {
             events,
             tasks: vec![("l2", l2_task), ("bfd", bfd_task), ("bgp", bgp_task)],
             control,
+            plan: slot,
         };
         engine.apply(plan);
         Ok(engine)
+    }
+
+    /// Publishes the planner's output behind the current plan, for `show service`.
+    pub fn publish(&self, plan: metallb_plan::Plan) {
+        *self.plan.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(plan));
     }
 
     /// The next report of a driver; pending while there is none.
@@ -282,57 +292,5 @@ impl Engine {
         if let Some(path) = &self.control {
             let _ = std::fs::remove_file(path);
         }
-    }
-}
-
-fn bind_control(path: &Path) -> anyhow::Result<UnixListener> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    // A socket left by a speaker that was killed; a live one would still answer.
-    if std::os::unix::net::UnixStream::connect(path).is_err() {
-        let _ = std::fs::remove_file(path);
-    }
-    UnixListener::bind(path)
-        .with_context(|| format!("binding the control socket {}", path.display()))
-}
-
-/// Answers one request per connection: a line naming `bgp`, `bfd`, `l2` or `all`, then the
-/// state as JSON.
-async fn serve_control(listener: UnixListener, l2: L2Handle, bfd: BfdHandle, bgp: BgpHandle) {
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let (l2, bfd, bgp) = (l2.clone(), bfd.clone(), bgp.clone());
-        tokio::spawn(async move {
-            let (read, mut write) = stream.into_split();
-            let mut line = String::new();
-            // Requests are one word; a longer line is cut off.
-            let mut reader = BufReader::new(read.take(64));
-            if tokio::time::timeout(Duration::from_secs(2), reader.read_line(&mut line))
-                .await
-                .is_err()
-            {
-                return;
-            }
-            let state = |what: &str| -> Value {
-                match what {
-                    "bgp" => json!(bgp.status()),
-                    "bfd" => json!(bfd.status()),
-                    "l2" => json!(l2.status()),
-                    _ => Value::Null,
-                }
-            };
-            let what = line.trim();
-            let answer = match what {
-                "all" => json!({ "bgp": state("bgp"), "bfd": state("bfd"), "l2": state("l2") }),
-                "bgp" | "bfd" | "l2" => state(what),
-                other => {
-                    json!({ "error": format!("unknown request {other:?}: ask for bgp, bfd, l2 or all") })
-                }
-            };
-            let _ = write.write_all(format!("{answer}\n").as_bytes()).await;
-        });
     }
 }

@@ -8,6 +8,7 @@ pub mod bgp;
 pub mod cli;
 pub mod cluster;
 pub mod config;
+pub mod control;
 pub mod engine;
 pub mod event;
 pub mod l2;

@@ -37,9 +37,10 @@ fn main() -> ExitCode {
             .map_err(Into::into),
         Some(Command::Show {
             what,
+            name,
             control,
             json,
-        }) => show::show(what, &control, json),
+        }) => show::show(&what.request(name.as_deref()), &control, json),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

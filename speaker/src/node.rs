@@ -191,6 +191,7 @@ impl Last {
                         "new plan"
                     );
                     engine.apply(engine_plan);
+                    engine.publish(planned.clone());
                     self.plan = Some(planned);
                 }
             }

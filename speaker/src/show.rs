@@ -9,17 +9,18 @@ use std::time::Duration;
 use anyhow::Context as _;
 use serde_json::Value;
 
-use crate::cli::Show;
-
-/// Prints `what` of the speaker listening on `control`.
-pub fn show(what: Show, control: &Path, json: bool) -> anyhow::Result<()> {
+/// Prints the answer to `request` of the speaker listening on `control`.
+pub fn show(request: &str, control: &Path, json: bool) -> anyhow::Result<()> {
     let mut stream = UnixStream::connect(control)
         .with_context(|| format!("connecting to the speaker at {}", control.display()))?;
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    stream.write_all(format!("{}\n", what.request()).as_bytes())?;
+    stream.write_all(format!("{request}\n").as_bytes())?;
     let mut line = String::new();
     BufReader::new(stream).read_line(&mut line)?;
     let value: Value = serde_json::from_str(&line).context("the speaker's answer is not JSON")?;
+    if let Some(error) = value.get("error").and_then(Value::as_str) {
+        anyhow::bail!("{error}");
+    }
     if json {
         println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
@@ -28,8 +29,20 @@ pub fn show(what: Show, control: &Path, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A list of objects as a table of their plain fields; anything else as indented JSON.
+/// A list of objects as a table of their plain fields, an explanation as its sentences;
+/// anything else as indented JSON.
 fn table(value: &Value) -> String {
+    if let Some(lines) = value.get("explanation").and_then(Value::as_array) {
+        let mut out = format!(
+            "{} on {}:\n",
+            value["service"].as_str().unwrap_or_default(),
+            value["node"].as_str().unwrap_or_default()
+        );
+        for line in lines.iter().filter_map(Value::as_str) {
+            out.push_str(&format!("  {line}\n"));
+        }
+        return out;
+    }
     let rows: Vec<&serde_json::Map<String, Value>> = match value {
         Value::Array(items) => items.iter().filter_map(Value::as_object).collect(),
         _ => {

@@ -161,6 +161,21 @@ fn speaker(lab: &Lab, host: Host, kubeconfig: &Path, ns: &str, dir: &Path) -> Da
     lab.spawn(host, SPEAKER, &args).unwrap()
 }
 
+/// `metallb-speaker show service NAME` against the speaker's control socket.
+fn show_service(control: &Path, name: &str) -> String {
+    let output = std::process::Command::new(SPEAKER)
+        .args(["show", "service", name, "--control"])
+        .arg(control)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
 /// `GET /metrics` of the speaker in `host` (on 127.0.0.1:7472 there).
 fn metrics(lab: &Lab, host: Host) -> String {
     let script = "exec 3<>/dev/tcp/127.0.0.1/7472 && printf 'GET /metrics HTTP/1.0\\r\\n\\r\\n' >&3 && cat <&3";
@@ -263,6 +278,27 @@ fn three_speakers_on_the_cluster_elect_one_layer2_owner_and_all_send_the_route()
     for path in &paths {
         let community = path["community"]["string"].as_str().unwrap_or_default();
         assert!(community.contains("64500:100"), "{path}");
+    }
+
+    // `show service` explains each node's part, from the planner's reasons.
+    let service = format!("{namespace}/web");
+    for host in NODES {
+        let control = dir.path().join(format!("{}.sock", host.name()));
+        let text = show_service(&control, &service);
+        println!("{text}");
+        if host.name() == expected {
+            assert!(text.contains(&format!("{expected} announces")), "{text}");
+        } else {
+            assert!(
+                text.contains(&format!("{expected} won the election")),
+                "{text}"
+            );
+        }
+        assert!(
+            text.contains("bgp: peer ebgp:") && text.contains("bgp: peer ibgp:"),
+            "{text}"
+        );
+        assert!(text.contains("192.168.250.201/32"), "{text}");
     }
 
     // A broken advertisement (an alias no Community defines) keeps the running plan and says
