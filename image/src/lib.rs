@@ -31,6 +31,19 @@ pub use tar::Tar;
 /// `command: [metallb-speaker]` finds them.
 pub const BIN_DIR: &str = "usr/local/bin";
 
+/// The product image's reference: what the operator's `DEFAULT_OPERAND_IMAGE` and
+/// `manifests/install` name (the workspace shares one version).
+pub const PRODUCT_REFERENCE: &str =
+    concat!("quay.io/metallb-rs/metallb-rs:", env!("CARGO_PKG_VERSION"));
+/// The binaries of the product image, found by name in a cargo target directory.
+pub const PRODUCT_BINARIES: [&str; 3] =
+    ["metallb-operator", "metallb-controller", "metallb-speaker"];
+/// The product image's default user: the operator and controller pods say `runAsNonRoot`
+/// without a uid; the speaker pod asks for root itself, for its capabilities.
+pub const PRODUCT_USER: &str = "65532:65532";
+/// The sandbox image the local cluster's containerd pins, so it is never pulled.
+pub const PAUSE_REFERENCE: &str = "localhost/metallb-rs/pause:1";
+
 const PATH_ENV: &str = "PATH=/usr/local/bin:/usr/bin:/bin";
 const LAYER_MEDIA_TYPE: &str = "application/vnd.oci.image.layer.v1.tar";
 const CONFIG_MEDIA_TYPE: &str = "application/vnd.oci.image.config.v1+json";
@@ -67,6 +80,27 @@ pub struct Written {
     pub manifest_digest: String,
     /// Size of the uncompressed layer in bytes.
     pub layer_size: u64,
+}
+
+/// The product image named `reference` holding `binaries` (the [`PRODUCT_BINARIES`]).
+pub fn product(reference: &str, binaries: &[PathBuf]) -> Result<Image> {
+    let mut image = Image::new(reference).user(PRODUCT_USER);
+    for binary in binaries {
+        image = image.binary(binary)?;
+    }
+    Ok(image)
+}
+
+/// The pause image: `binary` (a static program that waits for SIGTERM and reaps children) as
+/// the entrypoint.
+pub fn pause(reference: &str, binary: &Path) -> Result<Image> {
+    let name = binary
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| Error::BadName(binary.to_owned()))?;
+    Image::new(reference)
+        .entrypoint(vec![format!("/{BIN_DIR}/{name}")])
+        .binary(binary)
 }
 
 impl Image {

@@ -6,24 +6,14 @@
 //! metallb-image write --reference REF --binary PATH... [--entrypoint ARG...] --out FILE
 //! ```
 //!
-//! Prints the reference and the manifest digest.
+//! Prints the reference and the manifest digest. The same archive serves a registry push
+//! (`skopeo copy oci-archive:FILE docker://REF`).
 
 use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use metallb_image::Image;
-
-/// The reference the operator's `DEFAULT_OPERAND_IMAGE` and `manifests/install` name.
-const PRODUCT_REFERENCE: &str =
-    concat!("quay.io/metallb-rs/metallb-rs:", env!("CARGO_PKG_VERSION"));
-/// The sandbox image the local cluster's containerd pins, so it is never pulled.
-pub const PAUSE_REFERENCE: &str = "localhost/metallb-rs/pause:1";
-/// The product image's default user: the operator and controller pods say `runAsNonRoot`
-/// without a uid; the speaker pod asks for root itself, for its capabilities.
-const PRODUCT_USER: &str = "65532:65532";
-/// The binaries of the product image.
-const PRODUCT_BINARIES: [&str; 3] = ["metallb-operator", "metallb-controller", "metallb-speaker"];
+use metallb_image::{Image, PAUSE_REFERENCE, PRODUCT_BINARIES, PRODUCT_REFERENCE};
 
 #[derive(Debug, Parser)]
 #[command(about = "Writes container images as OCI image layout tars")]
@@ -68,49 +58,40 @@ enum Cmd {
 }
 
 fn main() -> anyhow::Result<()> {
-    let mut user = None;
-    let (reference, binaries, entrypoint, out) = match Cli::parse().command {
+    let (reference, image, out) = match Cli::parse().command {
         Cmd::Product {
             bin_dir,
             reference,
             out,
         } => {
-            let bins = PRODUCT_BINARIES.iter().map(|b| bin_dir.join(b)).collect();
-            user = Some(PRODUCT_USER);
-            (reference, bins, Vec::new(), out)
+            let bins: Vec<_> = PRODUCT_BINARIES.iter().map(|b| bin_dir.join(b)).collect();
+            let image = metallb_image::product(&reference, &bins)?;
+            (reference, image, out)
         }
         Cmd::Pause {
             binary,
             reference,
             out,
         } => {
-            let name = binary
-                .file_name()
-                .context("the pause binary has no file name")?
-                .to_string_lossy()
-                .into_owned();
-            let entry = vec![format!("/{}/{name}", metallb_image::BIN_DIR)];
-            (reference, vec![binary], entry, out)
+            let image = metallb_image::pause(&reference, &binary)?;
+            (reference, image, out)
         }
         Cmd::Write {
             reference,
             binaries,
             entrypoint,
             out,
-        } => (reference, binaries, entrypoint, out),
+        } => {
+            let mut image = Image::new(&reference);
+            if !entrypoint.is_empty() {
+                image = image.entrypoint(entrypoint);
+            }
+            for binary in &binaries {
+                image = image.binary(binary)?;
+            }
+            (reference, image, out)
+        }
     };
-    let mut image = Image::new(&reference);
-    if !entrypoint.is_empty() {
-        image = image.entrypoint(entrypoint);
-    }
-    if let Some(user) = user {
-        image = image.user(user);
-    }
-    for binary in &binaries {
-        image = image
-            .binary(binary)
-            .with_context(|| format!("adding {}", binary.display()))?;
-    }
     let written = image
         .write(&out)
         .with_context(|| format!("writing {}", out.display()))?;

@@ -8,7 +8,8 @@
 # asked for, with the argument `--with-controller-manager` or METALLB_RS_BUILD_KCM=1.
 # `--cluster` (or METALLB_RS_BUILD_CLUSTER=1) also builds what the local cluster's nodes run:
 # kubelet, kube-controller-manager, kube-scheduler, kube-proxy (same k8s.io/kubernetes), the
-# nodes' static pause program (./pause, for the sandbox image), and
+# nodes' static pause program (./pause, for the sandbox image), a static HTTP demo server
+# (./demo, for hack/run's demo workload), and
 # containerd, ctr, containerd-shim-runc-v2 at the version pinned in containerd/go.mod (its own
 # module, so its dependencies need not agree with Kubernetes'); and it installs the Debian
 # packages the nodes need when they are missing (runc, containernetworking-plugins, nftables,
@@ -91,7 +92,7 @@ missing_packages() {
 is_complete() {
     [[ -f "$stamp_default" ]] || return 1
     [[ "$with_kcm" != 1 || -f "$stamp_kcm" ]] || return 1
-    [[ "$with_cluster" != 1 || (-f "$stamp_nodes" && -x "$bin/pause" && -f "$stamp_containerd" &&
+    [[ "$with_cluster" != 1 || (-f "$stamp_nodes" && -x "$bin/pause" && -x "$bin/demo" && -f "$stamp_containerd" &&
         -z "$(missing_packages)") ]]
 }
 
@@ -157,10 +158,12 @@ if [[ "$with_cluster" == 1 && ! -f "$stamp_nodes" ]]; then
     build kube-proxy k8s.io/kubernetes/cmd/kube-proxy
     printf 'k8s %s\n%s\nbuilt %s\n' "$k8s_version" "$(go version)" "$build_date" >"$stamp_nodes"
 fi
-# The rename in build() makes an existing pause binary a complete one.
-if [[ "$with_cluster" == 1 && ! -x "$bin/pause" ]]; then
-    build pause ./pause
-fi
+# The rename in build() makes an existing binary a complete one.
+for small in pause demo; do
+    if [[ "$with_cluster" == 1 && ! -x "$bin/$small" ]]; then
+        build "$small" "./$small"
+    fi
+done
 if [[ "$with_cluster" == 1 && ! -f "$stamp_containerd" ]]; then
     # The Kubernetes version ldflags do not apply to containerd; its own version variable does.
     version_ldflags=" -X github.com/containerd/containerd/v2/version.Version=$containerd_version"

@@ -141,7 +141,7 @@ fn cargo_build_supervisor() -> Result<PathBuf, String> {
 
 /// Runs `cmd`, copying its stderr to ours as it comes; returns the status, the whole stdout
 /// and the last lines of stderr.
-fn run_forwarding_stderr(
+pub(crate) fn run_forwarding_stderr(
     cmd: &mut Command,
 ) -> std::result::Result<(std::process::ExitStatus, String, String), String> {
     let program = cmd.get_program().to_string_lossy().into_owned();

@@ -102,6 +102,14 @@ pub enum Error {
         detail: String,
     },
 
+    /// A command of a local cluster (`cluster.sh`, or building what it runs) failed.
+    #[error("local cluster: {0}")]
+    Cluster(String),
+
+    /// Writing a container image failed.
+    #[error("writing a container image: {0}")]
+    Image(#[from] metallb_image::Error),
+
     /// A file-system or other I/O operation failed.
     #[error("{context}: {source}")]
     Io {

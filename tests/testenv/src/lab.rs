@@ -115,7 +115,7 @@ impl Default for LabOptions {
 
 /// "t" + the pid in 5 base-36 digits + a per-process counter in 2: unique among the live
 /// processes (pids are below 36^5) for 1296 labs per process.
-fn unique_name() -> String {
+pub(crate) fn unique_name() -> String {
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let n = NEXT.fetch_add(1, Ordering::Relaxed) % (36 * 36);
     format!("t{}{}", base36(std::process::id(), 5), base36(n, 2))

@@ -20,10 +20,12 @@
 //! kube-apiserver, so nothing outlives the test binary even when it panics or is killed.
 //! `hack/check-leftovers` verifies that after a test run.
 //!
-//! [`lab`] provides network labs (namespaces, a bridge, an FRR router) for the speaker.
+//! [`lab`] provides network labs (namespaces, a bridge, an FRR router) for the speaker, and
+//! [`cluster`] multi-node Kubernetes clusters on such a lab, with the product as pods.
 
 mod binaries;
 mod client;
+pub mod cluster;
 mod control_plane;
 mod crds;
 mod error;

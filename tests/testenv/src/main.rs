@@ -70,12 +70,43 @@ enum Cmd {
         #[arg(long)]
         with_controller_manager: bool,
     },
+    /// A local multi-node cluster on a network lab (tests/testenv/cluster/cluster.sh).
+    #[command(subcommand)]
+    Cluster(ClusterCmd),
     /// Run the supervisor that owns etcd and kube-apiserver (started by the library).
     #[command(hide = true)]
     Supervise(SuperviseOptions),
     /// Print the build id the library uses to recognise a matching binary.
     #[command(hide = true)]
     BuildId,
+}
+
+#[derive(Debug, Subcommand)]
+enum ClusterCmd {
+    /// Start cluster NAME (its lab, control plane and nodes); it runs until `cluster down`.
+    /// Prints the kubeconfig.
+    Up {
+        #[arg(long, default_value = "mlb")]
+        name: String,
+        /// 1 to 3.
+        #[arg(long, default_value_t = 3)]
+        nodes: u8,
+        /// Also build the product image and import it into every node.
+        #[arg(long)]
+        product: bool,
+    },
+    /// Remove cluster NAME and its lab (idempotent).
+    Down {
+        #[arg(long, default_value = "mlb")]
+        name: String,
+    },
+    /// Import OCI image archives into every node of NAME; without one, the product image
+    /// built from this checkout.
+    Import {
+        #[arg(long, default_value = "mlb")]
+        name: String,
+        archives: Vec<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -154,8 +185,56 @@ fn run(command: Cmd) -> anyhow::Result<()> {
             println!("{}", dir.display());
             Ok(())
         }
+        Cmd::Cluster(command) => cluster(command),
         Cmd::Supervise(_) | Cmd::BuildId => unreachable!("handled in main"),
     }
+}
+
+fn cluster(command: ClusterCmd) -> anyhow::Result<()> {
+    use metallb_testenv::cluster::{Cluster, ClusterOptions, product_image};
+    match command {
+        ClusterCmd::Up {
+            name,
+            nodes,
+            product,
+        } => {
+            let cluster = Cluster::up_detached(ClusterOptions { name, nodes })?;
+            if product {
+                cluster.import(&product_image()?)?;
+            }
+            eprintln!(
+                "cluster {} is up; stop it with: metallb-testenv cluster down --name {}",
+                cluster.name(),
+                cluster.name()
+            );
+            print_kubeconfig(&cluster.kubeconfig_path());
+        }
+        ClusterCmd::Down { name } => {
+            let status = std::process::Command::new("bash")
+                .args([
+                    metallb_testenv::cluster::CLUSTER_SCRIPT,
+                    "--name",
+                    &name,
+                    "down",
+                ])
+                .status()?;
+            if !status.success() {
+                bail!("cluster.sh down failed ({status})");
+            }
+        }
+        ClusterCmd::Import { name, archives } => {
+            let cluster = Cluster::attach(&name)?;
+            let archives = if archives.is_empty() {
+                vec![product_image()?]
+            } else {
+                archives
+            };
+            for archive in &archives {
+                cluster.import(archive)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 fn up(listen: IpAddr, dir: &Path, foreground: bool, timeout: u64) -> anyhow::Result<()> {
