@@ -19,12 +19,12 @@ use tokio::{sync::mpsc, task::JoinHandle};
 use tracing::{info, warn};
 
 use crate::{
-    bfd::{self, BfdHandle},
-    bgp::{self, BgpHandle},
+    bfd::{self, BfdHandle, BfdPeerStatus},
+    bgp::{self, BgpHandle, PeerStatus},
     config::{self, PeerPlan, Plan},
     control::{self, PlanSlot},
     event::{self, DriverEvent},
-    l2::{self, L2Handle, L2Options},
+    l2::{self, L2Handle, L2Options, L2Status},
 };
 
 /// How long the drivers get to say goodbye before the process exits anyway.
@@ -105,6 +105,11 @@ impl Engine {
     /// Publishes the planner's output behind the current plan, for `show service`.
     pub fn publish(&self, plan: metallb_plan::Plan) {
         *self.plan.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(plan));
+    }
+
+    /// The drivers' state: layer 2, BGP sessions, BFD sessions.
+    pub fn status(&self) -> (L2Status, Vec<PeerStatus>, Vec<BfdPeerStatus>) {
+        (self.l2.status(), self.bgp.status(), self.bfd.status())
     }
 
     /// The next report of a driver; pending while there is none.

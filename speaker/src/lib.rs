@@ -12,6 +12,7 @@ pub mod control;
 pub mod engine;
 pub mod event;
 pub mod l2;
+pub mod metrics;
 pub mod node;
 pub mod runner;
 pub mod show;

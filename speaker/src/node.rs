@@ -5,6 +5,7 @@
 //! `metallb_k8s_client_config_stale_bool` and logs each object and field at fault. On SIGTERM
 //! it leaves (GRACEFUL_SHUTDOWN for the delay when asked, then Cease) and deletes its Lease.
 
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,47 +15,34 @@ use metallb_plan as plan;
 use metallb_runtime::admin::{self, Readiness};
 use metallb_runtime::lease::{NodeLease, NodeLeaseObserver};
 use metallb_runtime::shutdown::Shutdown;
-use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
+
+use kube::Resource as _;
+use kube::runtime::events::Reporter;
+use kube::runtime::reflector::ObjectRef;
+use metallb_runtime::consts::SPEAKER_FIELD_MANAGER;
+use metallb_runtime::events::{EventRecorder, Notice, Severity};
 
 use crate::cli::NodeArgs;
 use crate::cluster::{self, Scope, Watches};
 use crate::config::Plan;
 use crate::engine::Engine;
+use crate::event::DriverEvent;
+use crate::metrics::{Announced, Metrics, announcements};
 
 /// Changes closer together than this are planned once.
 const SETTLE: Duration = Duration::from_millis(20);
 
-/// The speaker's own gauges (MetalLB's names).
-#[derive(Debug, Default, Clone)]
-struct Gauges {
-    stale: Gauge,
-    loaded: Gauge,
-    alive: Gauge,
-}
+/// How often driver figures are copied into the metrics.
+const METRICS_REFRESH: Duration = Duration::from_secs(1);
 
-impl Gauges {
-    fn register(&self, registry: &mut Registry) {
-        let metallb = registry.sub_registry_with_prefix("metallb");
-        metallb.register(
-            "k8s_client_config_stale_bool",
-            "1 when the running configuration is not the cluster's latest because that one is invalid",
-            self.stale.clone(),
-        );
-        metallb.register(
-            "k8s_client_config_loaded_bool",
-            "1 once a configuration from the cluster has been loaded",
-            self.loaded.clone(),
-        );
-        metallb.register(
-            "speaker_alive_nodes",
-            "Speakers whose node Lease is fresh, as seen from this node",
-            self.alive.clone(),
-        );
-    }
-}
+/// Event publishers running at once.
+const EVENT_WORKERS: usize = 2;
+
+/// How long unpublished events may hold up the exit.
+const EVENT_DRAIN: Duration = Duration::from_secs(2);
 
 /// Runs until SIGTERM or Ctrl-C.
 pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
@@ -69,9 +57,9 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
         .bind()
         .await
         .with_context(|| format!("binding the metrics port {}", args.metrics.metrics_port))?;
-    let gauges = Gauges::default();
+    let mut metrics = Metrics::default();
     let mut registry = Registry::default();
-    gauges.register(&mut registry);
+    metrics.register(&mut registry);
     let (ready, ready_rx) = watch::channel(false);
     let readiness = Readiness::new(
         ready_rx,
@@ -112,12 +100,21 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
         },
     };
     let mut engine = Engine::start(Plan::default(), Some(args.control.clone()))?;
+    let reporter = Reporter {
+        controller: SPEAKER_FIELD_MANAGER.to_owned(),
+        instance: Some(node.clone()),
+    };
+    let (events, publishers) = EventRecorder::start(client.clone(), reporter, EVENT_WORKERS);
+    let mut refresh = tokio::time::interval(METRICS_REFRESH);
     info!(%node, %namespace, "speaker running on the node");
     tokio::select! {
         () = watches.ready() => {}
         () = shutdown.wait() => {}
     }
-    let mut last = Last::default();
+    let mut last = Last {
+        events: Some(events),
+        ..Last::default()
+    };
     let mut dirty = true;
     let stopped = shutdown.wait();
     tokio::pin!(stopped);
@@ -125,19 +122,29 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
         if dirty && !shutdown.is_triggered() {
             dirty = false;
             let alive = observer.alive(Instant::now());
-            gauges
+            metrics
                 .alive
                 .set(i64::try_from(alive.len()).unwrap_or(i64::MAX));
-            last.replan(&watches, &scope, alive, &mut engine, &gauges);
+            last.replan(&watches, &scope, alive, &mut engine, &mut metrics)
+                .await;
             let lease_fresh = renewals.borrow().fresh(duration, Instant::now());
-            ready.send_replace(lease_fresh && gauges.loaded.get() == 1);
+            ready.send_replace(lease_fresh && metrics.loaded.get() == 1);
         }
         let expiry = observer
             .next_expiry(Instant::now())
             .map_or(duration, |at| at.saturating_duration_since(Instant::now()));
         tokio::select! {
             () = &mut stopped => break,
-            event = engine.next_event() => engine.on_driver_event(event),
+            event = engine.next_event() => {
+                if let DriverEvent::Bfd { peer, event } = &event {
+                    metrics.bfd_event(*peer, *event == metallb_bfd::Event::Up);
+                }
+                engine.on_driver_event(event);
+            }
+            _ = refresh.tick() => {
+                let (l2, bgp, bfd) = engine.status();
+                metrics.refresh(&l2, &bgp, &bfd);
+            }
             () = watches.changed() => {
                 tokio::time::sleep(SETTLE).await;
                 dirty = true;
@@ -151,6 +158,13 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
         .leave(args.graceful_shutdown, args.graceful_shutdown_delay)
         .await;
     renewing.await?;
+    drop(last);
+    if tokio::time::timeout(EVENT_DRAIN, publishers.join_all())
+        .await
+        .is_err()
+    {
+        warn!("stopped with events still unpublished");
+    }
     observing.abort();
     watching.abort();
     server.await??;
@@ -162,23 +176,25 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
 struct Last {
     plan: Option<plan::Plan>,
     problems: Vec<(String, String)>,
+    /// Where `nodeAssigned` goes; none only before the recorder starts.
+    events: Option<EventRecorder>,
 }
 
 impl Last {
     /// Plans from what the watches hold and hands a changed plan to the engine; problems are
     /// logged when they change, not at every replan.
-    fn replan(
+    async fn replan(
         &mut self,
         watches: &Watches,
         scope: &Scope,
-        alive: std::collections::BTreeSet<String>,
+        alive: BTreeSet<String>,
         engine: &mut Engine,
-        gauges: &Gauges,
+        metrics: &mut Metrics,
     ) {
         match cluster::plan_now(watches, scope, alive) {
             Ok((planned, engine_plan)) => {
-                gauges.stale.set(0);
-                gauges.loaded.set(1);
+                metrics.stale.set(0);
+                metrics.loaded.set(1);
                 if !self.problems.is_empty() {
                     info!("configuration accepted again");
                     self.problems.clear();
@@ -191,12 +207,14 @@ impl Last {
                         "new plan"
                     );
                     engine.apply(engine_plan);
+                    metrics.announced(&planned);
+                    self.assigned(watches, &planned).await;
                     engine.publish(planned.clone());
                     self.plan = Some(planned);
                 }
             }
             Err(stale) => {
-                gauges.stale.set(1);
+                metrics.stale.set(1);
                 if stale.problems != self.problems {
                     for (object, reason) in &stale.problems {
                         warn!(%object, %reason, "configuration refused; the running one stays");
@@ -204,6 +222,36 @@ impl Last {
                     self.problems = stale.problems;
                 }
             }
+        }
+    }
+
+    /// MetalLB's `nodeAssigned` event on each Service this node starts announcing, per
+    /// protocol. MetalLB repeats it at every announcement pass; once per change says the same.
+    async fn assigned(&self, watches: &Watches, planned: &plan::Plan) {
+        let Some(events) = &self.events else { return };
+        let pairs = |set: BTreeSet<Announced>| -> BTreeSet<(String, String)> {
+            set.into_iter().map(|a| (a.service, a.protocol)).collect()
+        };
+        let before = pairs(self.plan.as_ref().map(announcements).unwrap_or_default());
+        let now = pairs(announcements(planned));
+        for (service, protocol) in now.difference(&before) {
+            let Some((namespace, name)) = service.split_once('/') else {
+                continue;
+            };
+            let key = ObjectRef::new(name).within(namespace);
+            let Some(object) = watches.services.get(&key) else {
+                continue;
+            };
+            let notice = Notice {
+                severity: Severity::Normal,
+                reason: "nodeAssigned",
+                action: "Announce",
+                message: format!(
+                    "announcing from node \"{}\" with protocol \"{protocol}\"",
+                    planned.node
+                ),
+            };
+            events.record(notice, object.object_ref(&())).await;
         }
     }
 }

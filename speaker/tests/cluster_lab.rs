@@ -301,6 +301,58 @@ fn three_speakers_on_the_cluster_elect_one_layer2_owner_and_all_send_the_route()
         assert!(text.contains("192.168.250.201/32"), "{text}");
     }
 
+    // Metrics and events with MetalLB's names: only the owner announces in layer 2, every
+    // node in BGP; the owner has answered the client's ARP requests.
+    for host in NODES {
+        // The drivers' figures reach the metrics within a refresh period.
+        let session_up = "metallb_bgp_session_up{peer=\"192.168.250.1\"} 1";
+        let text = wait_for(Duration::from_secs(5), Duration::from_millis(100), || {
+            Some(metrics(&lab, host)).filter(|text| text.contains(session_up))
+        })
+        .unwrap_or_else(|| metrics(&lab, host));
+        let series = |protocol: &str| {
+            format!(
+                "metallb_speaker_announced{{service=\"{namespace}/web\",protocol=\"{protocol}\",node=\"{}\",ip=\"192.168.250.201\"}} 1",
+                host.name()
+            )
+        };
+        assert_eq!(
+            text.contains(&series("layer2")),
+            host.name() == expected,
+            "{text}"
+        );
+        assert!(text.contains(&series("bgp")), "{text}");
+        assert!(
+            text.contains("metallb_bgp_session_up{peer=\"192.168.250.1\"} 1"),
+            "{text}"
+        );
+        if host.name() == expected {
+            let requests = "metallb_layer2_requests_received{ip=\"192.168.250.201\"}";
+            assert!(text.contains(requests), "{text}");
+        }
+    }
+    let events = cp
+        .kubectl([
+            "-n",
+            namespace,
+            "get",
+            "events",
+            "--field-selector=reason=nodeAssigned",
+            "-o",
+            "jsonpath={.items[*].message}",
+        ])
+        .unwrap();
+    assert!(
+        events.contains(&format!(
+            "announcing from node \"{expected}\" with protocol \"layer2\""
+        )),
+        "{events}"
+    );
+    for node in ["node1", "node2", "node3"] {
+        let bgp = format!("announcing from node \"{node}\" with protocol \"bgp\"");
+        assert!(events.contains(&bgp), "{events}");
+    }
+
     // A broken advertisement (an alias no Community defines) keeps the running plan and says
     // so in the metric; fixing it clears the metric.
     let broken = format!(

@@ -275,11 +275,17 @@ impl Driver {
                     self.count(|status| {
                         status.counters.replies_sent += 1;
                         if let Some(owned) = owned_mut(status, reply.ip) {
+                            owned.requests += 1;
                             owned.replies += 1;
                         }
                     });
                 }
                 Err(error) => {
+                    self.count(|status| {
+                        if let Some(owned) = owned_mut(status, reply.ip) {
+                            owned.requests += 1;
+                        }
+                    });
                     let errors = self.count_send_error();
                     if errors.is_power_of_two() {
                         warn!(ip = %reply.ip, interface = %port.name(), %error, errors, "l2 cannot send reply");
@@ -366,12 +372,15 @@ fn owned_ips(old: Vec<OwnedIp>, ownership: &Ownership) -> Vec<OwnedIp> {
     for (ip, allowed) in ownership.iter() {
         // Both lists are in address order.
         while old.next_if(|entry| entry.ip < ip).is_some() {}
-        let (replies, announcements) = old
+        let (requests, replies, announcements) = old
             .next_if(|entry| entry.ip == ip)
-            .map_or((0, 0), |entry| (entry.replies, entry.announcements));
+            .map_or((0, 0, 0), |entry| {
+                (entry.requests, entry.replies, entry.announcements)
+            });
         owned.push(OwnedIp {
             ip,
             interfaces: allowed.into(),
+            requests,
             replies,
             announcements,
         });
@@ -428,6 +437,7 @@ mod tests {
         OwnedIp {
             ip: ip.parse().unwrap(),
             interfaces: Interfaces::All,
+            requests: replies,
             replies,
             announcements: replies * 2,
         }

@@ -148,6 +148,8 @@ pub struct OwnedIp {
     pub ip: IpAddr,
     /// Where it is answered and announced.
     pub interfaces: Interfaces,
+    /// Requests for it received since it was last taken over.
+    pub requests: u64,
     /// Replies sent for it since it was last taken over.
     pub replies: u64,
     /// Gratuitous ARP and unsolicited advertisements sent for it since then.

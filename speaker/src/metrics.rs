@@ -1,0 +1,241 @@
+//! The speaker's metrics, with MetalLB's names and labels so existing dashboards work.
+//!
+//! MetalLB's Go client exports some counters without the `_total` suffix
+//! (`metallb_layer2_requests_received`, `metallb_bfd_session_up_events`); OpenMetrics requires
+//! it on counters, so those keep MetalLB's exact name as gauges that only grow. Driver figures
+//! are read from the drivers' status at every [`Metrics::refresh`].
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use metallb_plan::{Plan, Reason, ServicePlan};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::bfd::BfdPeerStatus;
+use crate::bgp::PeerStatus;
+use crate::l2::L2Status;
+
+/// `metallb_speaker_announced`'s labels.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+pub struct Announced {
+    /// `namespace/name` of the Service.
+    pub service: String,
+    /// `layer2` or `bgp`.
+    pub protocol: String,
+    /// This node.
+    pub node: String,
+    /// The announced IP.
+    pub ip: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PeerLabel {
+    peer: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct IpLabel {
+    ip: String,
+}
+
+/// Every metric of the speaker.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// 1 while the running configuration is not the cluster's latest (that one is invalid).
+    pub stale: Gauge,
+    /// 1 once a configuration from the cluster has been loaded.
+    pub loaded: Gauge,
+    /// Speakers whose node Lease is fresh, as seen from here.
+    pub alive: Gauge,
+    announced: Family<Announced, Gauge>,
+    shown: BTreeSet<Announced>,
+    bgp_session_up: Family<PeerLabel, Gauge>,
+    bgp_updates: Family<PeerLabel, Counter>,
+    bgp_prefixes: Family<PeerLabel, Gauge>,
+    bgp_updates_seen: BTreeMap<String, u64>,
+    bfd_session_up: Family<PeerLabel, Gauge>,
+    bfd_up_events: Family<PeerLabel, Gauge>,
+    bfd_down_events: Family<PeerLabel, Gauge>,
+    l2_requests: Family<IpLabel, Gauge>,
+    l2_responses: Family<IpLabel, Gauge>,
+    l2_gratuitous: Family<IpLabel, Gauge>,
+}
+
+impl Metrics {
+    /// Registers every metric under `metallb_`.
+    pub fn register(&self, registry: &mut Registry) {
+        let r = registry.sub_registry_with_prefix("metallb");
+        r.register(
+            "k8s_client_config_stale_bool",
+            "1 when the running configuration is not the cluster's latest because that is invalid",
+            self.stale.clone(),
+        );
+        r.register(
+            "k8s_client_config_loaded_bool",
+            "1 once a configuration from the cluster has been loaded",
+            self.loaded.clone(),
+        );
+        r.register(
+            "speaker_alive_nodes",
+            "Speakers whose node Lease is fresh, as seen from this node",
+            self.alive.clone(),
+        );
+        r.register(
+            "speaker_announced",
+            "1 while this node announces the service IP with the protocol",
+            self.announced.clone(),
+        );
+        r.register(
+            "bgp_session_up",
+            "1 while the BGP session is established",
+            self.bgp_session_up.clone(),
+        );
+        r.register(
+            "bgp_updates",
+            "BGP UPDATE messages sent",
+            self.bgp_updates.clone(),
+        );
+        r.register(
+            "bgp_announced_prefixes_total",
+            "Prefixes currently announced on the BGP session",
+            self.bgp_prefixes.clone(),
+        );
+        r.register(
+            "bfd_session_up",
+            "1 while the BFD session is up",
+            self.bfd_session_up.clone(),
+        );
+        r.register(
+            "bfd_session_up_events",
+            "BFD sessions going up",
+            self.bfd_up_events.clone(),
+        );
+        r.register(
+            "bfd_session_down_events",
+            "BFD sessions going down",
+            self.bfd_down_events.clone(),
+        );
+        r.register(
+            "layer2_requests_received",
+            "ARP requests and neighbor solicitations received for owned IPs",
+            self.l2_requests.clone(),
+        );
+        r.register(
+            "layer2_responses_sent",
+            "ARP replies and neighbor advertisements sent for owned IPs",
+            self.l2_responses.clone(),
+        );
+        r.register(
+            "layer2_gratuitous_sent",
+            "Gratuitous ARP and unsolicited neighbor advertisements sent",
+            self.l2_gratuitous.clone(),
+        );
+    }
+
+    /// `metallb_speaker_announced` from `plan`: a series per (service, protocol, IP) this
+    /// node announces; series of withdrawn ones are removed.
+    pub fn announced(&mut self, plan: &Plan) {
+        let now = announcements(plan);
+        for gone in self.shown.difference(&now) {
+            self.announced.remove(gone);
+        }
+        for series in &now {
+            self.announced.get_or_create(series).set(1);
+        }
+        self.shown = now;
+    }
+
+    /// A BFD session went up or down.
+    pub fn bfd_event(&self, peer: IpAddr, up: bool) {
+        let label = PeerLabel {
+            peer: peer.to_string(),
+        };
+        let family = if up {
+            &self.bfd_up_events
+        } else {
+            &self.bfd_down_events
+        };
+        family.get_or_create(&label).inc();
+    }
+
+    /// The drivers' figures.
+    pub fn refresh(&mut self, l2: &L2Status, bgp: &[PeerStatus], bfd: &[BfdPeerStatus]) {
+        for peer in bgp {
+            let label = PeerLabel {
+                peer: peer.address.to_string(),
+            };
+            let up = i64::from(peer.state == "established");
+            self.bgp_session_up.get_or_create(&label).set(up);
+            let prefixes = i64::try_from(peer.prefixes_advertised).unwrap_or(i64::MAX);
+            self.bgp_prefixes.get_or_create(&label).set(prefixes);
+            let seen = self.bgp_updates_seen.entry(peer.name.clone()).or_default();
+            // A restarted peer task counts from zero again.
+            let delta = peer
+                .updates_sent
+                .checked_sub(*seen)
+                .unwrap_or(peer.updates_sent);
+            self.bgp_updates.get_or_create(&label).inc_by(delta);
+            *seen = peer.updates_sent;
+        }
+        for session in bfd {
+            let label = PeerLabel {
+                peer: session.peer.to_string(),
+            };
+            let up = i64::from(session.state == metallb_bfd::State::Up);
+            self.bfd_session_up.get_or_create(&label).set(up);
+        }
+        for owned in &l2.owned {
+            let label = IpLabel {
+                ip: owned.ip.to_string(),
+            };
+            let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+            self.l2_requests
+                .get_or_create(&label)
+                .set(count(owned.requests));
+            self.l2_responses
+                .get_or_create(&label)
+                .set(count(owned.replies));
+            self.l2_gratuitous
+                .get_or_create(&label)
+                .set(count(owned.announcements));
+        }
+    }
+}
+
+/// What this node announces in `plan`, as `metallb_speaker_announced` series.
+pub fn announcements(plan: &Plan) -> BTreeSet<Announced> {
+    let announces =
+        |reason: &Reason| matches!(reason, Reason::Announce | Reason::AnnounceDraining { .. });
+    let mut out = BTreeSet::new();
+    for (key, service) in &plan.services {
+        let ServicePlan::Planned(planned) = service else {
+            continue;
+        };
+        let l2 = planned
+            .layer2
+            .as_ref()
+            .is_some_and(|l2| announces(&l2.reason));
+        let bgp = planned
+            .bgp
+            .as_ref()
+            .is_some_and(|bgp| bgp.peers.values().any(|p| announces(&p.reason)));
+        for (protocol, on) in [("layer2", l2), ("bgp", bgp)] {
+            if !on {
+                continue;
+            }
+            for ip in &planned.ips {
+                out.insert(Announced {
+                    service: format!("{}/{}", key.namespace, key.name),
+                    protocol: protocol.to_owned(),
+                    node: plan.node.clone(),
+                    ip: ip.to_string(),
+                });
+            }
+        }
+    }
+    out
+}
