@@ -146,6 +146,10 @@ pub struct BGPSessionStateStatus {
     /// Number of prefixes currently announced to the peer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prefixes_sent: Option<i64>,
+    /// Why the BGP session last went down (e.g. `hold_timer_expired`, `bfd_down`,
+    /// `notification_received 6/2`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_down_reason: Option<String>,
     /// When the BGP state last changed (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_transition_time: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,

@@ -57,3 +57,12 @@ pub const CONTROLLER_FIELD_MANAGER: &str = "metallb-controller";
 
 /// Field manager of every write a speaker makes.
 pub const SPEAKER_FIELD_MANAGER: &str = "metallb-speaker";
+
+/// Label of the speakers' status objects: the node that wrote them.
+pub const STATUS_NODE_LABEL: &str = "metallb.io/node";
+
+/// Label of the speakers' status objects: the Service's name.
+pub const STATUS_SERVICE_NAME_LABEL: &str = "metallb.io/service-name";
+
+/// Label of the speakers' status objects: the Service's namespace.
+pub const STATUS_SERVICE_NAMESPACE_LABEL: &str = "metallb.io/service-namespace";

@@ -55,6 +55,10 @@ pub struct NodeArgs {
     /// of sessions whose BGPPeer names none.
     #[arg(long, env = "HOST_IP")]
     pub host_ip: Option<std::net::IpAddr>,
+    /// This speaker's pod (the downward API's `metadata.name`): the owner of its status
+    /// objects, so they go with it.
+    #[arg(long, env = "POD_NAME")]
+    pub pod_name: Option<String>,
     /// Unix socket for `metallb-speaker show`.
     #[arg(long, default_value = DEFAULT_CONTROL)]
     pub control: PathBuf,

@@ -16,4 +16,5 @@ pub mod metrics;
 pub mod node;
 pub mod runner;
 pub mod show;
+pub mod status;
 mod sys;

@@ -19,9 +19,11 @@ use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
-use kube::Resource as _;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::runtime::events::Reporter;
 use kube::runtime::reflector::ObjectRef;
+use kube::{Api, Client, Resource as _};
 use metallb_runtime::consts::SPEAKER_FIELD_MANAGER;
 use metallb_runtime::events::{EventRecorder, Notice, Severity};
 
@@ -31,6 +33,7 @@ use crate::config::Plan;
 use crate::engine::Engine;
 use crate::event::DriverEvent;
 use crate::metrics::{Announced, Metrics, announcements};
+use crate::status::{self, StatusWriter};
 
 /// Changes closer together than this are planned once.
 const SETTLE: Duration = Duration::from_millis(20);
@@ -106,6 +109,8 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
     };
     let (events, publishers) = EventRecorder::start(client.clone(), reporter, EVENT_WORKERS);
     let mut refresh = tokio::time::interval(METRICS_REFRESH);
+    let owner = owner(&client, &namespace, args.pod_name.as_deref()).await;
+    let (statuses, writing) = StatusWriter::start(client.clone(), &namespace, &node, owner);
     info!(%node, %namespace, "speaker running on the node");
     tokio::select! {
         () = watches.ready() => {}
@@ -144,6 +149,9 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
             _ = refresh.tick() => {
                 let (l2, bgp, bfd) = engine.status();
                 metrics.refresh(&l2, &bgp, &bfd);
+                if let Some(plan) = &last.plan {
+                    statuses.publish(status::desired(plan, &bgp, &bfd));
+                }
             }
             () = watches.changed() => {
                 tokio::time::sleep(SETTLE).await;
@@ -166,6 +174,9 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
         warn!("stopped with events still unpublished");
     }
     observing.abort();
+    // The pod's deletion removes the status objects (owner reference); a speaker that stops
+    // without its pod going keeps them until it runs again and brings them up to date.
+    writing.abort();
     watching.abort();
     server.await??;
     Ok(())
@@ -252,6 +263,28 @@ impl Last {
                 ),
             };
             events.record(notice, object.object_ref(&())).await;
+        }
+    }
+}
+
+/// The speaker pod as the owner of its status objects; none outside a pod or when the pod
+/// cannot be read within the status writer's deadline.
+async fn owner(client: &Client, namespace: &str, pod: Option<&str>) -> Option<OwnerReference> {
+    let pod = pod.filter(|p| !p.is_empty())?;
+    let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    match tokio::time::timeout(status::CALL_DEADLINE, api.get(pod)).await {
+        Ok(Ok(pod)) => pod.controller_owner_ref(&()).map(|mut owner| {
+            owner.controller = None;
+            owner.block_owner_deletion = None;
+            owner
+        }),
+        Ok(Err(error)) => {
+            warn!(%pod, %error, "cannot read the speaker pod; status objects get no owner");
+            None
+        }
+        Err(_) => {
+            warn!(%pod, "cannot read the speaker pod in time; status objects get no owner");
+            None
         }
     }
 }

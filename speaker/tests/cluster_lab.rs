@@ -353,6 +353,51 @@ fn three_speakers_on_the_cluster_elect_one_layer2_owner_and_all_send_the_route()
         assert!(events.contains(&bgp), "{events}");
     }
 
+    // Status objects as MetalLB writes them: one ServiceL2Status, from the owner; a
+    // ServiceBGPStatus per node with its peer; a BGPSessionState per node and peer.
+    let get = |kind: &str, jsonpath: &str| {
+        cp.kubectl([
+            "-n",
+            namespace,
+            "get",
+            kind,
+            "-o",
+            &format!("jsonpath={jsonpath}"),
+        ])
+        .unwrap()
+    };
+    let l2_statuses = wait_for(Duration::from_secs(10), Duration::from_millis(100), || {
+        Some(get(
+            "servicel2statuses",
+            "{range .items[*]}{.status.node}/{.status.serviceName};{end}",
+        ))
+        .filter(|text| !text.is_empty())
+    });
+    assert_eq!(l2_statuses, Some(format!("{expected}/web;")));
+    let bgp_statuses = wait_for(Duration::from_secs(10), Duration::from_millis(100), || {
+        let text = get(
+            "servicebgpstatuses",
+            "{range .items[*]}{.status.node}={.status.peers[*]};{end}",
+        );
+        (text.matches(';').count() == 3).then_some(text)
+    });
+    let bgp_statuses =
+        bgp_statuses.unwrap_or_else(|| panic!("no three ServiceBGPStatus\n{}", logs(&lab)));
+    for expected_entry in ["node1=ebgp;", "node2=ebgp;", "node3=ibgp;"] {
+        assert!(bgp_statuses.contains(expected_entry), "{bgp_statuses}");
+    }
+    let sessions = wait_for(Duration::from_secs(10), Duration::from_millis(100), || {
+        let text = get(
+            "bgpsessionstates",
+            "{range .items[*]}{.metadata.name}={.status.bgpStatus}/{.status.prefixesSent};{end}",
+        );
+        (text.matches("established/1").count() == 3).then_some(text)
+    });
+    let sessions = sessions.unwrap_or_else(|| panic!("sessions not established\n{}", logs(&lab)));
+    for name in ["node1-ebgp", "node2-ebgp", "node3-ibgp"] {
+        assert!(sessions.contains(name), "{sessions}");
+    }
+
     // A broken advertisement (an alias no Community defines) keeps the running plan and says
     // so in the metric; fixing it clears the metric.
     let broken = format!(
@@ -394,6 +439,24 @@ fn three_speakers_on_the_cluster_elect_one_layer2_owner_and_all_send_the_route()
             .filter(|mac| mac.to_lowercase() == mac_of(&next))
     });
     assert!(moved.is_some(), "{next} did not take over\n{}", logs(&lab));
+    // The new owner's status replaces the old one's.
+    let l2_statuses = wait_for(Duration::from_secs(10), Duration::from_millis(100), || {
+        let text = cp
+            .kubectl([
+                "-n",
+                namespace,
+                "get",
+                "servicel2statuses",
+                "-o",
+                "jsonpath={.items[*].status.node}",
+            ])
+            .unwrap();
+        (text == next).then_some(text)
+    });
+    assert!(
+        l2_statuses.is_some(),
+        "the ServiceL2Status did not move to {next}"
+    );
     println!(
         "{expected} stopped -> {next} answers after {:?}",
         stopped.elapsed()
