@@ -21,6 +21,10 @@ struct PoolLabel {
 pub struct Metrics {
     in_use: Family<PoolLabel, Gauge>,
     total: Family<PoolLabel, Gauge>,
+    v4_in_use: Family<PoolLabel, Gauge>,
+    v4_total: Family<PoolLabel, Gauge>,
+    v6_in_use: Family<PoolLabel, Gauge>,
+    v6_total: Family<PoolLabel, Gauge>,
     config_loaded: Gauge,
     config_stale: Gauge,
     updates: Counter,
@@ -44,6 +48,31 @@ impl Metrics {
             "Number of usable IP addresses, per pool",
             metrics.total.clone(),
         );
+        let families = [
+            (
+                "ipv4_addresses_in_use_total",
+                "IPv4 addresses in use, per pool",
+                &metrics.v4_in_use,
+            ),
+            (
+                "ipv4_addresses_total",
+                "Usable IPv4 addresses, per pool",
+                &metrics.v4_total,
+            ),
+            (
+                "ipv6_addresses_in_use_total",
+                "IPv6 addresses in use, per pool",
+                &metrics.v6_in_use,
+            ),
+            (
+                "ipv6_addresses_total",
+                "Usable IPv6 addresses, per pool",
+                &metrics.v6_total,
+            ),
+        ];
+        for (name, help, family) in families {
+            allocator.register(name, help, family.clone());
+        }
         let client = registry.sub_registry_with_prefix("metallb_k8s_client");
         client.register(
             "config_loaded_bool",
@@ -81,12 +110,26 @@ impl Metrics {
                 .saturating_add(c.available_ipv6);
             self.in_use.get_or_create(&label).set(in_use);
             self.total.get_or_create(&label).set(total);
+            let v4_total = c.assigned_ipv4.saturating_add(c.available_ipv4);
+            let v6_total = c.assigned_ipv6.saturating_add(c.available_ipv6);
+            self.v4_in_use.get_or_create(&label).set(c.assigned_ipv4);
+            self.v4_total.get_or_create(&label).set(v4_total);
+            self.v6_in_use.get_or_create(&label).set(c.assigned_ipv6);
+            self.v6_total.get_or_create(&label).set(v6_total);
             now.insert(label.pool);
         }
         for gone in self.exported.difference(&now) {
             let label = PoolLabel { pool: gone.clone() };
-            self.in_use.remove(&label);
-            self.total.remove(&label);
+            for family in [
+                &self.in_use,
+                &self.total,
+                &self.v4_in_use,
+                &self.v4_total,
+                &self.v6_in_use,
+                &self.v6_total,
+            ] {
+                family.remove(&label);
+            }
         }
         self.exported = now;
     }
@@ -148,6 +191,12 @@ mod tests {
             )),
             "{out}"
         );
+        let v4 = r#"metallb_allocator_ipv4_addresses_in_use_total{pool="a"} 2"#;
+        assert!(out.contains(v4), "{out}");
+        let v4_total = r#"metallb_allocator_ipv4_addresses_total{pool="a"} 254"#;
+        assert!(out.contains(v4_total), "{out}");
+        let v6 = r#"metallb_allocator_ipv6_addresses_in_use_total{pool="a"} 1"#;
+        assert!(out.contains(v6), "{out}");
         metrics.set_pools([("b", PoolCounters::default())]);
         let out = text(&registry);
         assert!(!out.contains(r#"pool="a""#), "{out}");
