@@ -4,23 +4,17 @@
 //! its EndpointSlice. The client's ARP request is answered by exactly the node MetalLB's hash
 //! picks; FRR gets the route from every node with the advertisement's community; a speaker
 //! that stops leaves the candidates and the next node answers.
-//!
-//! Each node reaches the API server through a proxy whose listener sits in the node's network
-//! namespace (`127.0.0.1:<port>` there).
 
 mod common;
 
 use std::collections::BTreeSet;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
-use std::path::Path;
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
-use common::{SPEAKER, wait_for};
+use common::cluster::ClusterLab;
+use common::wait_for;
 use metallb_plan as plan;
-use metallb_testenv::lab::{Daemon, Host, Lab, LabOptions};
-use metallb_testenv::{ControlPlane, FreezableProxy, test_name};
-
-const NODES: [Host; 3] = [Host::Node(1), Host::Node(2), Host::Node(3)];
+use metallb_testenv::{ControlPlane, test_name};
 const VIP: Ipv4Addr = Ipv4Addr::new(192, 168, 250, 201);
 
 fn objects(ns: &str) -> String {
@@ -128,96 +122,13 @@ fn winner(alive: &[&str]) -> String {
     owners.into_iter().next().unwrap()
 }
 
-/// A proxy to the API server listening inside `host`'s network namespace.
-fn proxy_into(lab: &Lab, host: Host, upstream: SocketAddr) -> FreezableProxy {
-    let listener = std::thread::scope(|s| {
-        s.spawn(|| {
-            lab.enter(host).unwrap();
-            TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap()
-        })
-        .join()
-        .unwrap()
-    });
-    FreezableProxy::start_with(listener, upstream).unwrap()
-}
-
-fn speaker(lab: &Lab, host: Host, kubeconfig: &Path, ns: &str, dir: &Path) -> Daemon {
-    let (address, _) = Lab::address(host);
-    let control = dir.join(format!("{}.sock", host.name()));
-    let args = [
-        format!("--kubeconfig={}", kubeconfig.display()),
-        format!("--namespace={ns}"),
-        format!("--node-name={}", host.name()),
-        format!("--host-ip={address}"),
-        "--metrics-host=127.0.0.1".to_owned(),
-        "--metrics-port=7472".to_owned(),
-        format!("--control={}", control.display()),
-        "--graceful-shutdown=false".to_owned(),
-        "--fencing-lease-duration=4s".to_owned(),
-        "--log-format=json".to_owned(),
-        "--log-level=debug".to_owned(),
-    ];
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    lab.spawn(host, SPEAKER, &args).unwrap()
-}
-
-/// `metallb-speaker show service NAME` against the speaker's control socket.
-fn show_service(control: &Path, name: &str) -> String {
-    let output = std::process::Command::new(SPEAKER)
-        .args(["show", "service", name, "--control"])
-        .arg(control)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-/// `GET /metrics` of the speaker in `host` (on 127.0.0.1:7472 there).
-fn metrics(lab: &Lab, host: Host) -> String {
-    let script = "exec 3<>/dev/tcp/127.0.0.1/7472 && printf 'GET /metrics HTTP/1.0\\r\\n\\r\\n' >&3 && cat <&3";
-    let output = lab
-        .command(host, "bash")
-        .args(["-c", script])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn logs(lab: &Lab) -> String {
-    NODES
-        .iter()
-        .map(|host| {
-            let path = lab
-                .state_dir()
-                .join(format!("metallb-speaker-{}.log", host.name()));
-            let text = std::fs::read_to_string(&path).unwrap_or_default();
-            let tail: Vec<&str> = text.lines().rev().take(15).collect();
-            format!(
-                "--- {} ---\n{}\n",
-                host.name(),
-                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-            )
-        })
-        .collect()
-}
-
 #[test]
 fn three_speakers_on_the_cluster_elect_one_layer2_owner_and_all_send_the_route() {
     let cp = ControlPlane::shared();
     cp.install_crds().unwrap();
     let ns = cp.namespace(test_name!()).unwrap();
     let namespace = ns.name();
-    for host in NODES {
-        let node = format!(
-            "apiVersion: v1\nkind: Node\nmetadata:\n  name: {0}\n  labels: {{kubernetes.io/hostname: {0}}}\n",
-            host.name()
-        );
-        cp.kubectl_with_input(["apply", "-f", "-"], &node).unwrap();
-    }
+    let mut cluster = ClusterLab::up(cp, "");
     cp.kubectl_with_input(["apply", "-f", "-"], &objects(namespace))
         .unwrap();
     let status = r#"{"status":{"loadBalancer":{"ingress":[{"ip":"192.168.250.201"}]}}}"#;
@@ -233,60 +144,38 @@ fn three_speakers_on_the_cluster_elect_one_layer2_owner_and_all_send_the_route()
         status,
     ];
     cp.kubectl(args).unwrap();
-
-    let lab = Lab::up(LabOptions::default()).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let upstream: SocketAddr = cp.server().trim_start_matches("https://").parse().unwrap();
-    let mut proxies = Vec::new();
-    let mut speakers = Vec::new();
-    for host in NODES {
-        let proxy = proxy_into(&lab, host, upstream);
-        let kubeconfig = proxy.kubeconfig(cp.kubeconfig_path(), cp.server()).unwrap();
-        speakers.push(Some(speaker(
-            &lab,
-            host,
-            &kubeconfig,
-            namespace,
-            dir.path(),
-        )));
-        proxies.push(proxy);
-    }
+    let started = Instant::now();
+    cluster.start_all(namespace, &[]);
 
     let expected = winner(&["node1", "node2", "node3"]);
-    let mac_of = |node: &str| {
-        let host = NODES.into_iter().find(|h| h.name() == node).unwrap();
-        Lab::mac(host)
-    };
-    let started = Instant::now();
-    let answered = wait_for(Duration::from_secs(40), Duration::from_millis(200), || {
-        lab.arp(VIP).unwrap()
-    });
-    let answered = answered.unwrap_or_else(|| panic!("nobody answers ARP\n{}", logs(&lab)));
+    let index_of = |node: &str| cluster.names.iter().position(|n| n == node).unwrap();
+    cluster.wait_owner(VIP, Some(&expected), Duration::from_secs(40));
     println!(
         "first ARP answer {:?} after the speakers started",
         started.elapsed()
     );
-    assert_eq!(answered.to_lowercase(), mac_of(&expected), "{}", logs(&lab));
 
     // Every node sends the /32 to FRR (node3 over iBGP), with the community.
-    let all_paths = wait_for(Duration::from_secs(40), Duration::from_millis(200), || {
-        let route = lab.bgp_route("192.168.250.201/32").unwrap()?;
-        let paths = route["paths"].as_array()?.clone();
-        (paths.len() == 3).then_some(paths)
+    let all = wait_for(Duration::from_secs(40), Duration::from_millis(200), || {
+        (cluster.route_sources("192.168.250.201/32").len() == 3).then_some(())
     });
-    let paths = all_paths.unwrap_or_else(|| panic!("FRR lacks three paths\n{}", logs(&lab)));
-    for path in &paths {
+    assert!(all.is_some(), "FRR lacks three paths\n{}", cluster.logs());
+    let route = cluster
+        .lab
+        .bgp_route("192.168.250.201/32")
+        .unwrap()
+        .unwrap();
+    for path in route["paths"].as_array().unwrap() {
         let community = path["community"]["string"].as_str().unwrap_or_default();
         assert!(community.contains("64500:100"), "{path}");
     }
 
     // `show service` explains each node's part, from the planner's reasons.
     let service = format!("{namespace}/web");
-    for host in NODES {
-        let control = dir.path().join(format!("{}.sock", host.name()));
-        let text = show_service(&control, &service);
+    for (index, node) in cluster.names.iter().enumerate() {
+        let text = cluster.show_service(index, &service);
         println!("{text}");
-        if host.name() == expected {
+        if *node == expected {
             assert!(text.contains(&format!("{expected} announces")), "{text}");
         } else {
             assert!(
@@ -303,30 +192,26 @@ fn three_speakers_on_the_cluster_elect_one_layer2_owner_and_all_send_the_route()
 
     // Metrics and events with MetalLB's names: only the owner announces in layer 2, every
     // node in BGP; the owner has answered the client's ARP requests.
-    for host in NODES {
+    for (index, node) in cluster.names.iter().enumerate() {
         // The drivers' figures reach the metrics within a refresh period.
         let session_up = "metallb_bgp_session_up{peer=\"192.168.250.1\"} 1";
         let text = wait_for(Duration::from_secs(5), Duration::from_millis(100), || {
-            Some(metrics(&lab, host)).filter(|text| text.contains(session_up))
+            Some(cluster.metrics(index)).filter(|text| text.contains(session_up))
         })
-        .unwrap_or_else(|| metrics(&lab, host));
+        .unwrap_or_else(|| cluster.metrics(index));
         let series = |protocol: &str| {
             format!(
-                "metallb_speaker_announced{{service=\"{namespace}/web\",protocol=\"{protocol}\",node=\"{}\",ip=\"192.168.250.201\"}} 1",
-                host.name()
+                "metallb_speaker_announced{{service=\"{namespace}/web\",protocol=\"{protocol}\",node=\"{node}\",ip=\"192.168.250.201\"}} 1"
             )
         };
         assert_eq!(
             text.contains(&series("layer2")),
-            host.name() == expected,
+            *node == expected,
             "{text}"
         );
         assert!(text.contains(&series("bgp")), "{text}");
-        assert!(
-            text.contains("metallb_bgp_session_up{peer=\"192.168.250.1\"} 1"),
-            "{text}"
-        );
-        if host.name() == expected {
+        assert!(text.contains(session_up), "{text}");
+        if *node == expected {
             let requests = "metallb_layer2_requests_received{ip=\"192.168.250.201\"}";
             assert!(text.contains(requests), "{text}");
         }
@@ -342,13 +227,9 @@ fn three_speakers_on_the_cluster_elect_one_layer2_owner_and_all_send_the_route()
             "jsonpath={.items[*].message}",
         ])
         .unwrap();
-    assert!(
-        events.contains(&format!(
-            "announcing from node \"{expected}\" with protocol \"layer2\""
-        )),
-        "{events}"
-    );
-    for node in ["node1", "node2", "node3"] {
+    let l2_event = format!("announcing from node \"{expected}\" with protocol \"layer2\"");
+    assert!(events.contains(&l2_event), "{events}");
+    for node in &cluster.names {
         let bgp = format!("announcing from node \"{node}\" with protocol \"bgp\"");
         assert!(events.contains(&bgp), "{events}");
     }
@@ -382,9 +263,9 @@ fn three_speakers_on_the_cluster_elect_one_layer2_owner_and_all_send_the_route()
         (text.matches(';').count() == 3).then_some(text)
     });
     let bgp_statuses =
-        bgp_statuses.unwrap_or_else(|| panic!("no three ServiceBGPStatus\n{}", logs(&lab)));
-    for expected_entry in ["node1=ebgp;", "node2=ebgp;", "node3=ibgp;"] {
-        assert!(bgp_statuses.contains(expected_entry), "{bgp_statuses}");
+        bgp_statuses.unwrap_or_else(|| panic!("no three ServiceBGPStatus\n{}", cluster.logs()));
+    for entry in ["node1=ebgp;", "node2=ebgp;", "node3=ibgp;"] {
+        assert!(bgp_statuses.contains(entry), "{bgp_statuses}");
     }
     let sessions = wait_for(Duration::from_secs(10), Duration::from_millis(100), || {
         let text = get(
@@ -393,7 +274,8 @@ fn three_speakers_on_the_cluster_elect_one_layer2_owner_and_all_send_the_route()
         );
         (text.matches("established/1").count() == 3).then_some(text)
     });
-    let sessions = sessions.unwrap_or_else(|| panic!("sessions not established\n{}", logs(&lab)));
+    let sessions =
+        sessions.unwrap_or_else(|| panic!("sessions not established\n{}", cluster.logs()));
     for name in ["node1-ebgp", "node2-ebgp", "node3-ibgp"] {
         assert!(sessions.contains(name), "{sessions}");
     }
@@ -408,62 +290,41 @@ fn three_speakers_on_the_cluster_elect_one_layer2_owner_and_all_send_the_route()
     let stale = |value: &str| {
         let line = format!("metallb_k8s_client_config_stale_bool {value}");
         wait_for(Duration::from_secs(10), Duration::from_millis(100), || {
-            NODES
-                .iter()
-                .all(|host| metrics(&lab, *host).contains(&line))
+            (0..3)
+                .all(|i| cluster.metrics(i).contains(&line))
                 .then_some(())
         })
     };
-    assert!(stale("1").is_some(), "not stale\n{}", logs(&lab));
-    assert_eq!(
-        lab.arp(VIP).unwrap().map(|m| m.to_lowercase()),
-        Some(mac_of(&expected))
-    );
-    assert!(lab.bgp_route("192.168.250.201/32").unwrap().is_some());
+    assert!(stale("1").is_some(), "not stale\n{}", cluster.logs());
+    assert_eq!(cluster.arp_owner(VIP), Some(expected.clone()));
+    assert_eq!(cluster.route_sources("192.168.250.201/32").len(), 3);
     cp.kubectl(["-n", namespace, "delete", "bgpadvertisement", "broken"])
         .unwrap();
-    assert!(stale("0").is_some(), "still stale\n{}", logs(&lab));
+    assert!(stale("0").is_some(), "still stale\n{}", cluster.logs());
 
-    // The owner's speaker stops: its Lease goes and the next node by the hash answers.
-    let index = NODES.iter().position(|h| h.name() == expected).unwrap();
+    // The owner's speaker stops: its Lease goes and the next node by the hash answers, and
+    // the ServiceL2Status moves with it.
     let stopped = Instant::now();
-    speakers[index] = None;
+    cluster.stop(index_of(&expected));
     let rest: Vec<&str> = ["node1", "node2", "node3"]
         .into_iter()
         .filter(|n| *n != expected)
         .collect();
     let next = winner(&rest);
-    let moved = wait_for(Duration::from_secs(15), Duration::from_millis(100), || {
-        lab.arp(VIP)
-            .unwrap()
-            .filter(|mac| mac.to_lowercase() == mac_of(&next))
-    });
-    assert!(moved.is_some(), "{next} did not take over\n{}", logs(&lab));
-    // The new owner's status replaces the old one's.
-    let l2_statuses = wait_for(Duration::from_secs(10), Duration::from_millis(100), || {
-        let text = cp
-            .kubectl([
-                "-n",
-                namespace,
-                "get",
-                "servicel2statuses",
-                "-o",
-                "jsonpath={.items[*].status.node}",
-            ])
-            .unwrap();
-        (text == next).then_some(text)
-    });
-    assert!(
-        l2_statuses.is_some(),
-        "the ServiceL2Status did not move to {next}"
-    );
+    cluster.wait_owner(VIP, Some(&next), Duration::from_secs(15));
     println!(
         "{expected} stopped -> {next} answers after {:?}",
         stopped.elapsed()
     );
-    drop(speakers);
-    drop(proxies);
-    for host in NODES {
-        let _ = cp.kubectl(["delete", "node", host.name(), "--wait=false"]);
+    let moved = wait_for(Duration::from_secs(10), Duration::from_millis(100), || {
+        (get("servicel2statuses", "{.items[*].status.node}") == next).then_some(())
+    });
+    assert!(
+        moved.is_some(),
+        "the ServiceL2Status did not move to {next}"
+    );
+    drop(cluster);
+    for node in ["node1", "node2", "node3"] {
+        let _ = cp.kubectl(["delete", "node", node, "--wait=false"]);
     }
 }

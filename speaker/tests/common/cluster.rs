@@ -1,0 +1,222 @@
+//! Speakers on the cluster in lab nodes: each node reaches the real API server through a proxy
+//! whose listener sits in the node's network namespace (`127.0.0.1:<port>` there), and runs
+//! `metallb-speaker` the way the DaemonSet starts it. Shared by the cluster lab tests and the
+//! benchmark.
+
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use metallb_testenv::lab::{Daemon, Host, Lab, LabOptions};
+use metallb_testenv::{ControlPlane, FreezableProxy};
+
+use super::{SPEAKER, wait_for};
+
+/// The lab's three nodes.
+pub const NODES: [Host; 3] = [Host::Node(1), Host::Node(2), Host::Node(3)];
+
+/// A lab whose nodes run speakers against `cp`.
+pub struct ClusterLab {
+    pub lab: Lab,
+    pub dir: tempfile::TempDir,
+    /// The Node object name of each lab node (`<prefix>node1`, ...).
+    pub names: Vec<String>,
+    kubeconfigs: Vec<PathBuf>,
+    speakers: Vec<Option<Daemon>>,
+    _proxies: Vec<FreezableProxy>,
+}
+
+impl ClusterLab {
+    /// A lab with proxies to `cp` and Node objects named `<prefix>node1..3` (labelled with
+    /// their hostname); no speaker runs yet.
+    pub fn up(cp: &ControlPlane, prefix: &str) -> ClusterLab {
+        let lab = Lab::up(LabOptions::default()).unwrap();
+        let upstream: SocketAddr = cp.server().trim_start_matches("https://").parse().unwrap();
+        let mut proxies = Vec::new();
+        let mut kubeconfigs = Vec::new();
+        let mut names = Vec::new();
+        for host in NODES {
+            let listener = std::thread::scope(|s| {
+                s.spawn(|| {
+                    lab.enter(host).unwrap();
+                    TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap()
+                })
+                .join()
+                .unwrap()
+            });
+            let proxy = FreezableProxy::start_with(listener, upstream).unwrap();
+            kubeconfigs.push(proxy.kubeconfig(cp.kubeconfig_path(), cp.server()).unwrap());
+            proxies.push(proxy);
+            let name = format!("{prefix}{}", host.name());
+            let node = format!(
+                "apiVersion: v1\nkind: Node\nmetadata:\n  name: {name}\n  labels: {{kubernetes.io/hostname: {name}}}\n"
+            );
+            cp.kubectl_with_input(["apply", "-f", "-"], &node).unwrap();
+            names.push(name);
+        }
+        ClusterLab {
+            lab,
+            dir: tempfile::tempdir().unwrap(),
+            names,
+            kubeconfigs,
+            speakers: vec![None, None, None],
+            _proxies: proxies,
+        }
+    }
+
+    /// Starts the speaker of node `index` (0-2) serving `namespace`, with `extra` arguments.
+    pub fn start(&mut self, index: usize, namespace: &str, extra: &[&str]) {
+        let host = NODES[index];
+        let (address, _) = Lab::address(host);
+        let mut args = vec![
+            format!("--kubeconfig={}", self.kubeconfigs[index].display()),
+            format!("--namespace={namespace}"),
+            format!("--node-name={}", self.names[index]),
+            format!("--host-ip={address}"),
+            "--metrics-host=127.0.0.1".to_owned(),
+            "--metrics-port=7472".to_owned(),
+            format!("--control={}", self.control(index).display()),
+            "--graceful-shutdown=false".to_owned(),
+            "--fencing-lease-duration=4s".to_owned(),
+            "--log-format=json".to_owned(),
+            "--log-level=debug".to_owned(),
+        ];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.speakers[index] = Some(self.lab.spawn(host, SPEAKER, &args).unwrap());
+    }
+
+    /// Starts every node's speaker.
+    pub fn start_all(&mut self, namespace: &str, extra: &[&str]) {
+        for index in 0..NODES.len() {
+            self.start(index, namespace, extra);
+        }
+    }
+
+    /// Stops node `index`'s speaker with SIGTERM (SIGKILL after 2 s).
+    pub fn stop(&mut self, index: usize) {
+        self.speakers[index] = None;
+    }
+
+    /// Kills node `index`'s speaker at once: no goodbye, its Lease stays until it expires.
+    pub fn kill(&mut self, index: usize) {
+        if let Some(daemon) = &self.speakers[index] {
+            let _ = Command::new("kill")
+                .args(["-KILL", &daemon.pid().to_string()])
+                .status();
+        }
+        self.speakers[index] = None;
+    }
+
+    /// The control socket of node `index`'s speaker.
+    pub fn control(&self, index: usize) -> PathBuf {
+        self.dir
+            .path()
+            .join(format!("{}.sock", NODES[index].name()))
+    }
+
+    /// The Node name of the lab node whose MAC answered, from a MAC.
+    pub fn node_of_mac(&self, mac: &str) -> Option<String> {
+        NODES
+            .iter()
+            .position(|host| Lab::mac(*host) == mac.to_lowercase())
+            .map(|index| self.names[index].clone())
+    }
+
+    /// The node answering ARP for `ip` now (one request), if any.
+    pub fn arp_owner(&self, ip: Ipv4Addr) -> Option<String> {
+        let mac = self.lab.arp(ip).unwrap()?;
+        self.node_of_mac(&mac)
+    }
+
+    /// Waits until `node` answers ARP for `ip`; panics with the logs after `within`.
+    pub fn wait_owner(&self, ip: Ipv4Addr, node: Option<&str>, within: Duration) {
+        let ok = wait_for(within, Duration::from_millis(100), || {
+            (self.arp_owner(ip).as_deref() == node).then_some(())
+        });
+        assert!(
+            ok.is_some(),
+            "{ip}: wanted {node:?}, got {:?}\n{}",
+            self.arp_owner(ip),
+            self.logs()
+        );
+    }
+
+    /// The nodes FRR has a path for `prefix` from (their Node names).
+    pub fn route_sources(&self, prefix: &str) -> Vec<String> {
+        let Some(route) = self.lab.bgp_route(prefix).unwrap() else {
+            return Vec::new();
+        };
+        let mut nodes: Vec<String> = route["paths"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|path| {
+                let from = path["peer"]["peerId"].as_str()?;
+                let index = NODES
+                    .iter()
+                    .position(|h| Lab::address(*h).0.to_string() == from)?;
+                Some(self.names[index].clone())
+            })
+            .collect();
+        nodes.sort();
+        nodes
+    }
+
+    /// `GET /metrics` of node `index`'s speaker.
+    pub fn metrics(&self, index: usize) -> String {
+        let script = "exec 3<>/dev/tcp/127.0.0.1/7472 && printf 'GET /metrics HTTP/1.0\\r\\n\\r\\n' >&3 && cat <&3";
+        let output = self
+            .lab
+            .command(NODES[index], "bash")
+            .args(["-c", script])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// `metallb-speaker show service NAME` of node `index`.
+    pub fn show_service(&self, index: usize, name: &str) -> String {
+        show_service(&self.control(index), name)
+    }
+
+    /// The last lines of every speaker's log.
+    pub fn logs(&self) -> String {
+        NODES
+            .iter()
+            .map(|host| {
+                let path = self
+                    .lab
+                    .state_dir()
+                    .join(format!("metallb-speaker-{}.log", host.name()));
+                let text = std::fs::read_to_string(&path).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(15).collect();
+                let tail: Vec<&str> = tail.into_iter().rev().collect();
+                format!("--- {} ---\n{}\n", host.name(), tail.join("\n"))
+            })
+            .collect()
+    }
+
+    /// Removes the Node objects.
+    pub fn delete_nodes(&self, cp: &ControlPlane) {
+        for name in &self.names {
+            let _ = cp.kubectl(["delete", "node", name, "--wait=false"]);
+        }
+    }
+}
+
+/// `metallb-speaker show service NAME` against the control socket `control`.
+pub fn show_service(control: &Path, name: &str) -> String {
+    let output = Command::new(SPEAKER)
+        .args(["show", "service", name, "--control"])
+        .arg(control)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
