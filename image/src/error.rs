@@ -22,6 +22,8 @@ pub enum Error {
     NameTooLong(String),
     #[error("running ldd on {path}: {reason}")]
     Ldd { path: PathBuf, reason: String },
+    #[error("objcopy --strip-debug {path}: {reason}")]
+    Strip { path: PathBuf, reason: String },
     #[error("{0} is not a file name an image can hold")]
     BadName(PathBuf),
 }

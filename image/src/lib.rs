@@ -56,10 +56,12 @@ enum Entry {
     Dir {
         mode: u32,
     },
-    /// A host file (symbolic links followed) copied with `mode`.
+    /// A host file (symbolic links followed) copied with `mode`; with `strip`, without its
+    /// debug sections.
     File {
         source: PathBuf,
         mode: u32,
+        strip: bool,
     },
 }
 
@@ -71,6 +73,7 @@ pub struct Image {
     entries: BTreeMap<String, Entry>,
     entrypoint: Option<Vec<String>>,
     user: Option<String>,
+    strip_debug: bool,
 }
 
 /// What [`Image::write`] wrote.
@@ -83,8 +86,9 @@ pub struct Written {
 }
 
 /// The product image named `reference` holding `binaries` (the [`PRODUCT_BINARIES`]).
+/// Debug sections are left out (see [`Image::strip_debug`]).
 pub fn product(reference: &str, binaries: &[PathBuf]) -> Result<Image> {
-    let mut image = Image::new(reference).user(PRODUCT_USER);
+    let mut image = Image::new(reference).user(PRODUCT_USER).strip_debug();
     for binary in binaries {
         image = image.binary(binary)?;
     }
@@ -114,7 +118,16 @@ impl Image {
             entries,
             entrypoint: None,
             user: None,
+            strip_debug: false,
         }
+    }
+
+    /// Binaries added after this call go into the image without their debug sections
+    /// (`objcopy --strip-debug`; symbols stay, so backtraces still name functions). A debug
+    /// build of the product halves, and a node imports it twice as fast.
+    pub fn strip_debug(mut self) -> Image {
+        self.strip_debug = true;
+        self
     }
 
     /// The user processes run as unless the pod says otherwise (`uid[:gid]`). A pod with
@@ -138,19 +151,20 @@ impl Image {
             .file_name()
             .and_then(|n| n.to_str())
             .ok_or_else(|| Error::BadName(path.to_owned()))?;
-        self.add_file(&format!("{BIN_DIR}/{name}"), path, 0o755);
+        let strip = self.strip_debug;
+        self.add_file(&format!("{BIN_DIR}/{name}"), path, 0o755, strip);
         for lib in shared_libraries(path)? {
             let inside = lib
                 .to_str()
                 .and_then(|p| p.strip_prefix('/'))
                 .ok_or_else(|| Error::BadName(lib.clone()))?
                 .to_owned();
-            self.add_file(&inside, &lib, 0o755);
+            self.add_file(&inside, &lib, 0o755, false);
         }
         Ok(self)
     }
 
-    fn add_file(&mut self, inside: &str, source: &Path, mode: u32) {
+    fn add_file(&mut self, inside: &str, source: &Path, mode: u32, strip: bool) {
         let mut parent = Path::new(inside).parent();
         while let Some(dir) = parent.filter(|d| !d.as_os_str().is_empty()) {
             self.entries
@@ -163,6 +177,7 @@ impl Image {
             Entry::File {
                 source: source.to_owned(),
                 mode,
+                strip,
             },
         );
     }
@@ -181,7 +196,7 @@ impl Image {
         let layer_blob = {
             let mut hashing = Hashing::new(BufWriter::new(&mut layer));
             let mut tar = Tar::new(&mut hashing);
-            self.write_layer(&mut tar)?;
+            self.write_layer(&mut tar, dir)?;
             tar.finish()?;
             hashing.finish()?
         };
@@ -241,16 +256,27 @@ impl Image {
         })
     }
 
-    fn write_layer(&self, tar: &mut Tar<impl Write>) -> Result<()> {
+    /// `scratch`: where stripped copies of binaries are made.
+    fn write_layer(&self, tar: &mut Tar<impl Write>, scratch: &Path) -> Result<()> {
         for (path, entry) in &self.entries {
             match entry {
                 Entry::Dir { mode } => tar.dir(path, *mode)?,
-                Entry::File { source, mode } => {
+                Entry::File {
+                    source,
+                    mode,
+                    strip,
+                } => {
                     let read_err = |source_err| Error::Read {
                         path: source.clone(),
                         source: source_err,
                     };
-                    let file = File::open(source).map_err(read_err)?;
+                    let stripped;
+                    let file = if *strip {
+                        stripped = strip_debug(source, scratch)?;
+                        stripped.reopen().map_err(read_err)?
+                    } else {
+                        File::open(source).map_err(read_err)?
+                    };
                     let size = file.metadata().map_err(read_err)?.len();
                     tar.file(path, *mode, size, file)?;
                 }
@@ -258,6 +284,31 @@ impl Image {
         }
         Ok(())
     }
+}
+
+/// A copy of `binary` without debug sections, in a temporary file under `scratch`.
+fn strip_debug(binary: &Path, scratch: &Path) -> Result<tempfile::NamedTempFile> {
+    let copy = tempfile::NamedTempFile::new_in(scratch).map_err(Error::Write)?;
+    let output = Command::new("objcopy")
+        .arg("--strip-debug")
+        .arg(binary)
+        .arg(copy.path())
+        .output()
+        .map_err(|e| Error::Strip {
+            path: binary.to_owned(),
+            reason: e.to_string(),
+        })?;
+    if !output.status.success() {
+        return Err(Error::Strip {
+            path: binary.to_owned(),
+            reason: format!(
+                "{}: {}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr).trim()
+            ),
+        });
+    }
+    Ok(copy)
 }
 
 /// The shared libraries `ldd` lists for `path` (absolute paths; the vDSO has none and is

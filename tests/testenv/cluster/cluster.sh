@@ -466,13 +466,21 @@ require_up() { [[ -e $STATE/up ]] || die "cluster $NAME is not up (run: cluster.
 cmd_import() {
   (($#)) || die "usage: cluster.sh import FILE..."
   need_root; require_up
-  local bin f i; bin=$(bash "$BUILD" --print-bin-dir)
-  for f in "$@"; do
-    for ((i = 1; i <= $(nodes); i++)); do
-      "$bin/ctr" -a "$(node_dir "$i")/containerd.sock" -n k8s.io images import --local "$f" >/dev/null \
-        || die "importing $f into node$i failed"
-    done
+  local bin f i pids=(); bin=$(bash "$BUILD" --print-bin-dir)
+  for f in "$@"; do [[ -f $f ]] || die "no image archive $f"; done
+  # the nodes import in parallel: each one unpacks the layers into its own containerd
+  for ((i = 1; i <= $(nodes); i++)); do
+    (
+      for f in "$@"; do
+        "$bin/ctr" -a "$(node_dir "$i")/containerd.sock" -n k8s.io images import --local "$f" \
+          >"$(node_dir "$i")/import.log" 2>&1 || die "importing $f into node$i: $(tail -3 "$(node_dir "$i")/import.log")"
+      done
+    ) &
+    pids+=($!)
   done
+  local failed=0
+  for i in "${pids[@]}"; do wait "$i" || failed=1; done
+  ((failed == 0)) || exit 1
 }
 
 cmd_kubectl() { require_up; exec "$(bash "$BUILD" --print-bin-dir)/kubectl" --kubeconfig "$STATE/kubeconfig" "$@"; }
