@@ -65,7 +65,8 @@ impl ClusterLab {
         }
     }
 
-    /// Starts the speaker of node `index` (0-2) serving `namespace`, with `extra` arguments.
+    /// Starts the speaker of node `index` (0-2) serving `namespace`, with `extra` arguments
+    /// (a `--fencing-lease-duration` among them replaces the harness's 4 s).
     pub fn start(&mut self, index: usize, namespace: &str, extra: &[&str]) {
         let host = NODES[index];
         let (address, _) = Lab::address(host);
@@ -78,10 +79,15 @@ impl ClusterLab {
             "--metrics-port=7472".to_owned(),
             format!("--control={}", self.control(index).display()),
             "--graceful-shutdown=false".to_owned(),
-            "--fencing-lease-duration=4s".to_owned(),
             "--log-format=json".to_owned(),
             "--log-level=debug".to_owned(),
         ];
+        if !extra
+            .iter()
+            .any(|a| a.starts_with("--fencing-lease-duration"))
+        {
+            args.push("--fencing-lease-duration=4s".to_owned());
+        }
         args.extend(extra.iter().map(|a| a.to_string()));
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         self.speakers[index] = Some(self.lab.spawn(host, SPEAKER, &args).unwrap());
@@ -179,6 +185,11 @@ impl ClusterLab {
     /// `metallb-speaker show service NAME` of node `index`.
     pub fn show_service(&self, index: usize, name: &str) -> String {
         show_service(&self.control(index), name)
+    }
+
+    /// The process id of node `index`'s speaker.
+    pub fn pid(&self, index: usize) -> Option<u32> {
+        self.speakers[index].as_ref().map(Daemon::pid)
     }
 
     /// The last lines of every speaker's log.
