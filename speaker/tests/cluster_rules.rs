@@ -7,7 +7,8 @@
 //! - a killed speaker's IPs move within its Lease;
 //! - BGP: an advertisement's nodeSelectors, peers, aggregation length, communities and
 //!   LOCAL_PREF (iBGP only) reach FRR from the selected nodes only;
-//! - OpenShift 4.10 `AddressPool`s with protocol layer2 and bgp work end to end.
+//! - OpenShift 4.10 `AddressPool`s with protocol layer2 and bgp work end to end;
+//! - all of it with only the speaker ServiceAccount's permissions from the plain install.
 
 mod common;
 
@@ -239,6 +240,14 @@ async fn metallbs_rules_decide_who_announces_what_end_to_end() {
     ));
 
     tokio::task::block_in_place(|| {
+        // The plain install's RBAC, in this test's namespace; the speakers act as its
+        // ServiceAccount.
+        let rbac = include_str!("../../manifests/install/10-rbac.yaml").replace(
+            "namespace: metallb-system",
+            &format!("namespace: {namespace}"),
+        );
+        apply(cp, &rbac);
+        cluster.impersonate(&format!("system:serviceaccount:{namespace}:speaker"));
         apply(cp, &objects(&namespace));
         apply(
             cp,
@@ -274,6 +283,11 @@ async fn metallbs_rules_decide_who_announces_what_end_to_end() {
         );
         cluster.start_all(&namespace, &[]);
         rules(cp, &namespace, &mut cluster);
+        let logs = cluster.full_logs();
+        assert!(
+            !logs.contains("forbidden"),
+            "the speaker was refused something:\n{logs}"
+        );
     });
     stop.send(()).unwrap();
     controller.await.unwrap().unwrap();

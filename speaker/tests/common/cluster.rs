@@ -65,6 +65,30 @@ impl ClusterLab {
         }
     }
 
+    /// Makes the speakers act as `user` (e.g. the speaker's ServiceAccount), so that only
+    /// its RBAC applies; call before starting them.
+    pub fn impersonate(&self, user: &str) {
+        for path in &self.kubeconfigs {
+            let text = std::fs::read_to_string(path).unwrap();
+            let text = text.replace("  user:\n", &format!("  user:\n    as: {user}\n"));
+            std::fs::write(path, text).unwrap();
+        }
+    }
+
+    /// Every speaker's whole log.
+    pub fn full_logs(&self) -> String {
+        NODES
+            .iter()
+            .map(|host| {
+                let path = self
+                    .lab
+                    .state_dir()
+                    .join(format!("metallb-speaker-{}.log", host.name()));
+                std::fs::read_to_string(&path).unwrap_or_default()
+            })
+            .collect()
+    }
+
     /// Starts the speaker of node `index` (0-2) serving `namespace`, with `extra` arguments
     /// (a `--fencing-lease-duration` among them replaces the harness's 4 s).
     pub fn start(&mut self, index: usize, namespace: &str, extra: &[&str]) {
