@@ -250,7 +250,11 @@ start_control_plane() {
 }
 
 # --- nodes --------------------------------------------------------------------------------
-make_cgroups() { # make_cgroups NODE: /metallb-rs/NAME/nodeI in every v1 hierarchy
+# make_cgroups NODE: /metallb-rs/NAME/nodeI in every v1 hierarchy. Under the clusters' lock:
+# another cluster may be creating or removing /metallb-rs at the same time.
+make_cgroups() {
+  exec 7>"$ROOT/.lock"
+  flock 7
   local h path d
   for h in $(v1_hierarchies); do
     path=$h
@@ -265,15 +269,19 @@ make_cgroups() { # make_cgroups NODE: /metallb-rs/NAME/nodeI in every v1 hierarc
       fi
     done
   done
+  exec 7>&-
 }
 
 remove_cgroups() {
+  exec 7>"$ROOT/.lock"
+  flock 7
   local h
   for h in $(all_hierarchies); do
     [[ -d $h/$CGROUP ]] || continue
     find "$h/$CGROUP" -depth -type d -exec rmdir {} + 2>/dev/null || true
     rmdir "$h/metallb-rs" 2>/dev/null || true # only when no other cluster uses it
   done
+  exec 7>&-
 }
 
 node_config() { # node_config I BIN: containerd, CNI, kubelet and kube-proxy configuration

@@ -256,12 +256,40 @@ pub fn pause_image(bin_dir: &Path) -> Result<PathBuf> {
 pub fn product_image() -> Result<PathBuf> {
     static IMAGE: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     IMAGE
-        .get_or_init(|| build_product_image().map_err(|e| e.to_string()))
+        .get_or_init(|| {
+            product_image_tagged(metallb_image::PRODUCT_REFERENCE).map_err(|e| e.to_string())
+        })
         .clone()
         .map_err(Error::Cluster)
 }
 
-fn build_product_image() -> Result<PathBuf> {
+/// Like [`product_image`], under another reference (an upgrade to roll out, a registry's
+/// name), written to `<target>/images/<the reference's tag>.tar`.
+pub fn product_image_tagged(reference: &str) -> Result<PathBuf> {
+    let executables = product_binaries()?;
+    // <target>/<profile>/<binary> -> <target>/images
+    let target = executables[0]
+        .parent()
+        .and_then(Path::parent)
+        .ok_or_else(|| Error::Cluster("an executable outside a target directory".into()))?;
+    let dir = target.join("images");
+    std::fs::create_dir_all(&dir).map_err(Error::io(format!("creating {}", dir.display())))?;
+    let tag = reference.rsplit_once(':').map_or("latest", |(_, tag)| tag);
+    let out = dir.join(format!("metallb-rs-{tag}.tar"));
+    metallb_image::product(reference, &executables)?.write(&out)?;
+    Ok(out)
+}
+
+/// `cargo build` of the product binaries, once per process; their paths.
+fn product_binaries() -> Result<Vec<PathBuf>> {
+    static BINARIES: OnceLock<Result<Vec<PathBuf>, String>> = OnceLock::new();
+    BINARIES
+        .get_or_init(|| cargo_build_product().map_err(|e| e.to_string()))
+        .clone()
+        .map_err(Error::Cluster)
+}
+
+fn cargo_build_product() -> Result<Vec<PathBuf>> {
     let mut cmd = Command::new(env!("CARGO"));
     // What cargo sets for a running test (CARGO_PKG_NAME, CARGO_MANIFEST_DIR, OUT_DIR, ...)
     // would reach build scripts that declare `rerun-if-env-changed` on them (ring does), so an
@@ -310,14 +338,5 @@ fn build_product_image() -> Result<PathBuf> {
             PRODUCT_BINARIES.len()
         )));
     }
-    // <target>/<profile>/<binary> -> <target>/images
-    let target = executables[0]
-        .parent()
-        .and_then(Path::parent)
-        .ok_or_else(|| Error::Cluster("an executable outside a target directory".into()))?;
-    let dir = target.join("images");
-    std::fs::create_dir_all(&dir).map_err(Error::io(format!("creating {}", dir.display())))?;
-    let out = dir.join("metallb-rs.tar");
-    metallb_image::product(metallb_image::PRODUCT_REFERENCE, &executables)?.write(&out)?;
-    Ok(out)
+    Ok(executables)
 }

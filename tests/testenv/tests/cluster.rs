@@ -1,18 +1,19 @@
-//! The product as pods on a real multi-node cluster (tests/testenv/cluster): installed from the
-//! plain manifests, the sample MetalLB resource brings up the controller and a speaker on every
-//! node, the webhook answers through its Service, and a LoadBalancer Service gets an address
-//! from an IPAddressPool. Needs root and cgroup v1; builds the product and its image first.
+//! The product as pods on real multi-node clusters (tests/testenv/cluster), installed from the
+//! plain manifests as a user would: every test has a cluster of its own, so they run in
+//! parallel. Needs root and cgroup v1; builds the product and its image first.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use metallb_testenv::cluster::{Cluster, ClusterOptions, WORKSPACE_ROOT, product_image};
+use metallb_testenv::cluster::{
+    Cluster, ClusterOptions, WORKSPACE_ROOT, product_image, product_image_tagged,
+};
 
 const NODES: u8 = 3;
-const NS: [&str; 2] = ["-n", "metallb-system"];
+const NS: &str = "metallb-system";
 
-/// Polls `check` every 500 ms until it returns `Some` or `timeout` passes; panics with `what`
-/// and the last answer.
+/// Polls `check` every 500 ms until it returns `Ok` or `timeout` passes; panics with `what`
+/// and the last error.
 fn eventually<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Result<T, String>) -> T {
     let mut last = String::new();
     metallb_testenv::wait_for(timeout, Duration::from_millis(500), || {
@@ -25,35 +26,34 @@ fn manifest(path: &str) -> String {
     Path::new(WORKSPACE_ROOT).join(path).display().to_string()
 }
 
+/// `kubectl -n metallb-system ARGS -o jsonpath=PATH`.
 fn jsonpath(cluster: &Cluster, args: &[&str], path: &str) -> Result<String, String> {
-    let mut all: Vec<&str> = args.to_vec();
     let output = format!("jsonpath={path}");
+    let mut all = vec!["-n", NS];
+    all.extend_from_slice(args);
     all.extend(["-o", &output]);
     cluster.kubectl(&all).map_err(|e| e.to_string())
 }
 
-#[test]
-fn the_product_runs_as_pods_and_assigns_a_service_address() {
-    let started = Instant::now();
+fn kubectl(cluster: &Cluster, args: &[&str]) -> Result<String, String> {
+    let mut all = vec!["-n", NS];
+    all.extend_from_slice(args);
+    cluster.kubectl(&all).map_err(|e| e.to_string())
+}
+
+/// A cluster with the product imported, installed from `manifests/crds` and
+/// `manifests/install`, and the sample MetalLB resource Available.
+fn installed(started: Instant) -> Cluster {
     let cluster = Cluster::up(ClusterOptions {
         nodes: NODES,
         ..ClusterOptions::default()
     })
     .unwrap();
-    eprintln!("cluster up after {:?}", started.elapsed());
+    eprintln!("{}: up after {:?}", cluster.name(), started.elapsed());
     cluster.import(&product_image().unwrap()).unwrap();
-    eprintln!("product image imported after {:?}", started.elapsed());
-
-    // The users' path: CRDs and the plain install, then the operator's Deployment rolls out.
+    let (crds, install) = (manifest("manifests/crds"), manifest("manifests/install"));
     cluster
-        .kubectl([
-            "apply",
-            "--server-side",
-            "-f",
-            &manifest("manifests/crds"),
-            "-f",
-            &manifest("manifests/install"),
-        ])
+        .kubectl(["apply", "--server-side", "-f", &crds, "-f", &install])
         .unwrap();
     cluster
         .kubectl([
@@ -64,17 +64,16 @@ fn the_product_runs_as_pods_and_assigns_a_service_address() {
             "--timeout=60s",
         ])
         .unwrap();
-    cluster
-        .kubectl([
-            NS[0],
-            NS[1],
+    kubectl(
+        &cluster,
+        &[
             "rollout",
             "status",
             "deploy/metallb-operator",
             "--timeout=180s",
-        ])
-        .unwrap();
-
+        ],
+    )
+    .unwrap();
     // The MetalLB resource goes through the operator's webhook, reached through its Service.
     let sample = manifest("manifests/samples/metallb.yaml");
     eventually(
@@ -86,10 +85,20 @@ fn the_product_runs_as_pods_and_assigns_a_service_address() {
                 .map_err(|e| e.to_string())
         },
     );
+    wait_available(&cluster);
+    eprintln!(
+        "{}: MetalLB Available after {:?}",
+        cluster.name(),
+        started.elapsed()
+    );
+    cluster
+}
+
+fn wait_available(cluster: &Cluster) {
     eventually("MetalLB Available=True", Duration::from_secs(180), || {
         let available = jsonpath(
-            &cluster,
-            &[NS[0], NS[1], "get", "metallb", "metallb"],
+            cluster,
+            &["get", "metallb", "metallb"],
             "{.status.conditions[?(@.type==\"Available\")].status}",
         )?;
         if available == "True" {
@@ -97,61 +106,18 @@ fn the_product_runs_as_pods_and_assigns_a_service_address() {
         }
         // the conditions and the pods say why, should it never happen
         let conditions = jsonpath(
-            &cluster,
-            &[NS[0], NS[1], "get", "metallb", "metallb"],
+            cluster,
+            &["get", "metallb", "metallb"],
             "{.status.conditions}",
         )?;
-        let pods = cluster
-            .kubectl([NS[0], NS[1], "get", "pods", "-o", "wide"])
-            .map_err(|e| e.to_string())?;
+        let pods = kubectl(cluster, &["get", "pods", "-o", "wide"])?;
         Err(format!("{conditions}\n{pods}"))
     });
-    let ready = jsonpath(
-        &cluster,
-        &[NS[0], NS[1], "get", "daemonset", "speaker"],
-        "{.status.numberReady}",
-    )
-    .unwrap();
-    assert_eq!(ready, NODES.to_string(), "a speaker on every node");
-    let controller = jsonpath(
-        &cluster,
-        &[NS[0], NS[1], "get", "deployment", "controller"],
-        "{.status.readyReplicas}",
-    )
-    .unwrap();
-    assert_eq!(controller, "1");
-    eprintln!("MetalLB Available after {:?}", started.elapsed());
+}
 
-    // Every speaker keeps its node's Lease.
-    for node in 1..=NODES {
-        let lease = format!("metallb-speaker-node{node}");
-        eventually(&lease, Duration::from_secs(30), || {
-            cluster
-                .kubectl([NS[0], NS[1], "get", "lease", &lease])
-                .map_err(|e| e.to_string())
-        });
-    }
-    let logs = cluster
-        .kubectl([NS[0], NS[1], "logs", "daemonset/speaker"])
-        .unwrap();
-    assert!(logs.contains("node Lease"), "speaker logs: {logs}");
-
-    let refused = cluster
-        .kubectl([
-            NS[0],
-            NS[1],
-            "patch",
-            "metallb",
-            "metallb",
-            "--type=merge",
-            "-p",
-            r#"{"spec":{"bgpBackend":"frr"}}"#,
-        ])
-        .unwrap_err()
-        .to_string();
-    assert!(refused.contains("denied the request"), "{refused}");
-
-    // A pool on the lab's segment, and a LoadBalancer Service that takes an address from it.
+/// Applies an address pool on the lab's segment with an L2Advertisement, and a LoadBalancer
+/// Service; returns the address it gets.
+fn service_with_address(cluster: &Cluster) -> String {
     cluster
         .kubectl_stdin(
             ["apply", "-f", "-"],
@@ -182,11 +148,7 @@ spec:
         "an address for the Service",
         Duration::from_secs(60),
         || {
-            let ip = jsonpath(
-                &cluster,
-                &["get", "service", "demo"],
-                "{.status.loadBalancer.ingress[0].ip}",
-            )?;
+            let ip = service_address(cluster)?;
             (!ip.is_empty())
                 .then_some(ip)
                 .ok_or_else(|| "none yet".to_owned())
@@ -200,8 +162,246 @@ spec:
         (200..=250).contains(&last),
         "{address} is not from the pool"
     );
-    eprintln!("Service address {address} after {:?}", started.elapsed());
+    address
+}
 
+fn service_address(cluster: &Cluster) -> Result<String, String> {
+    cluster
+        .kubectl([
+            "get",
+            "service",
+            "demo",
+            "-o",
+            "jsonpath={.status.loadBalancer.ingress[0].ip}",
+        ])
+        .map_err(|e| e.to_string())
+}
+
+/// Waits until `workload` (e.g. `daemonset/speaker`) has rolled out its current template.
+fn rolled_out(cluster: &Cluster, workload: &str) {
+    kubectl(cluster, &["rollout", "status", workload, "--timeout=180s"])
+        .unwrap_or_else(|e| panic!("{workload} did not roll out: {e}"));
+}
+
+#[test]
+fn the_product_runs_as_pods_and_assigns_a_service_address() {
+    let started = Instant::now();
+    let cluster = installed(started);
+    let ready = jsonpath(
+        &cluster,
+        &["get", "daemonset", "speaker"],
+        "{.status.numberReady}",
+    );
+    assert_eq!(ready.unwrap(), NODES.to_string(), "a speaker on every node");
+    let controller = jsonpath(
+        &cluster,
+        &["get", "deployment", "controller"],
+        "{.status.readyReplicas}",
+    );
+    assert_eq!(controller.unwrap(), "1");
+
+    // Every speaker keeps its node's Lease; logs and exec reach the speaker pods.
+    for node in 1..=NODES {
+        let lease = format!("metallb-speaker-node{node}");
+        eventually(&lease, Duration::from_secs(30), || {
+            kubectl(&cluster, &["get", "lease", &lease])
+        });
+    }
+    let logs = kubectl(&cluster, &["logs", "daemonset/speaker"]).unwrap();
+    assert!(logs.contains("node Lease"), "speaker logs: {logs}");
+    kubectl(
+        &cluster,
+        &[
+            "exec",
+            "daemonset/speaker",
+            "--",
+            "metallb-speaker",
+            "show",
+            "bgp",
+        ],
+    )
+    .unwrap();
+
+    let refused = kubectl(
+        &cluster,
+        &[
+            "patch",
+            "metallb",
+            "metallb",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"bgpBackend":"frr"}}"#,
+        ],
+    )
+    .unwrap_err();
+    assert!(refused.contains("denied the request"), "{refused}");
+
+    let address = service_with_address(&cluster);
+    eprintln!("Service address {address} after {:?}", started.elapsed());
     cluster.down().unwrap();
     eprintln!("torn down after {:?}", started.elapsed());
+}
+
+/// Drift repair, a changed MetalLB rolling the DaemonSet, an image upgrade rolling controller
+/// and speakers while the Service keeps its address, garbage collection of the operands when
+/// the MetalLB goes, and an uninstall that leaves no metallb.io object behind.
+#[test]
+fn the_operator_repairs_rolls_upgrades_and_uninstalls() {
+    let started = Instant::now();
+    let cluster = installed(started);
+    let address = service_with_address(&cluster);
+
+    // Drift: the controller Deployment deleted by hand comes back.
+    kubectl(
+        &cluster,
+        &["delete", "deployment", "controller", "--wait=true"],
+    )
+    .unwrap();
+    eventually(
+        "the controller Deployment repaired",
+        Duration::from_secs(60),
+        || {
+            let ready = jsonpath(
+                &cluster,
+                &["get", "deployment", "controller"],
+                "{.status.readyReplicas}",
+            )?;
+            (ready == "1").then_some(()).ok_or(ready)
+        },
+    );
+    eprintln!("drift repaired after {:?}", started.elapsed());
+
+    // A changed MetalLB rolls the DaemonSet with the new arguments.
+    kubectl(
+        &cluster,
+        &[
+            "patch",
+            "metallb",
+            "metallb",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"logLevel":"debug"}}"#,
+        ],
+    )
+    .unwrap();
+    eventually(
+        "the speaker template at debug",
+        Duration::from_secs(60),
+        || {
+            let args = jsonpath(
+                &cluster,
+                &["get", "daemonset", "speaker"],
+                "{.spec.template.spec.containers[0].args}",
+            )?;
+            args.contains("--log-level=debug").then_some(()).ok_or(args)
+        },
+    );
+    rolled_out(&cluster, "daemonset/speaker");
+    eprintln!(
+        "speakers rolled for the new log level after {:?}",
+        started.elapsed()
+    );
+
+    // An upgrade: the operator is told of a new operand image; controller and speakers roll
+    // to it, and the Service keeps its address all along.
+    let upgrade = "quay.io/metallb-rs/metallb-rs:e2e-upgrade";
+    cluster
+        .import(&product_image_tagged(upgrade).unwrap())
+        .unwrap();
+    let operand_image = format!("OPERAND_IMAGE={upgrade}");
+    kubectl(
+        &cluster,
+        &["set", "env", "deployment/metallb-operator", &operand_image],
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(240);
+    loop {
+        assert_eq!(
+            service_address(&cluster).unwrap(),
+            address,
+            "the Service lost its address during the upgrade"
+        );
+        let images = [
+            jsonpath(
+                &cluster,
+                &["get", "deployment", "controller"],
+                "{.spec.template.spec.containers[0].image}",
+            ),
+            jsonpath(
+                &cluster,
+                &["get", "daemonset", "speaker"],
+                "{.spec.template.spec.containers[0].image}",
+            ),
+        ];
+        let updated = [
+            jsonpath(
+                &cluster,
+                &["get", "deployment", "controller"],
+                "{.status.updatedReplicas}/{.status.readyReplicas}/{.status.replicas}",
+            ),
+            jsonpath(
+                &cluster,
+                &["get", "daemonset", "speaker"],
+                "{.status.updatedNumberScheduled}/{.status.numberReady}/{.status.desiredNumberScheduled}",
+            ),
+        ];
+        let done = images.iter().all(|i| i.as_deref() == Ok(upgrade))
+            && updated[0].as_deref() == Ok("1/1/1")
+            && updated[1].as_deref() == Ok(&*format!("{NODES}/{NODES}/{NODES}"));
+        if done {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the operands did not roll to {upgrade}: {images:?} {updated:?}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    eprintln!("upgraded after {:?}", started.elapsed());
+
+    // Deleting the MetalLB removes the operands.
+    kubectl(&cluster, &["delete", "metallb", "metallb", "--wait=true"]).unwrap();
+    eventually("the operands gone", Duration::from_secs(120), || {
+        let left = kubectl(&cluster, &["get", "deployment,daemonset", "-o", "name"])?;
+        let operands: Vec<_> = left
+            .lines()
+            .filter(|l| l.ends_with("/controller") || l.ends_with("/speaker"))
+            .collect();
+        operands.is_empty().then_some(()).ok_or(left)
+    });
+    eprintln!("operands collected after {:?}", started.elapsed());
+
+    // Uninstall: the configuration, the plain install and the CRDs; no metallb.io kind or
+    // object is left.
+    kubectl(
+        &cluster,
+        &[
+            "delete",
+            "ipaddresspool,l2advertisement",
+            "--all",
+            "--wait=true",
+        ],
+    )
+    .unwrap();
+    let (crds, install) = (manifest("manifests/crds"), manifest("manifests/install"));
+    cluster
+        .kubectl(["delete", "--wait=true", "-f", &install, "-f", &crds])
+        .unwrap();
+    eventually("no metallb.io API left", Duration::from_secs(120), || {
+        let kinds = cluster
+            .kubectl(["api-resources", "--api-group=metallb.io", "-o", "name"])
+            .map_err(|e| e.to_string())?;
+        let crds = cluster
+            .kubectl(["get", "crd", "-o", "name"])
+            .map_err(|e| e.to_string())?;
+        let left: Vec<_> = crds
+            .lines()
+            .filter(|l| l.ends_with(".metallb.io"))
+            .collect();
+        (kinds.trim().is_empty() && left.is_empty())
+            .then_some(())
+            .ok_or(format!("{kinds}{left:?}"))
+    });
+    eprintln!("uninstalled after {:?}", started.elapsed());
+    cluster.down().unwrap();
 }
