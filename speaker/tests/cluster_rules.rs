@@ -4,6 +4,7 @@
 //!
 //! - externalTrafficPolicy Local follows the endpoints; no serving endpoint, no announcement;
 //! - the exclude label and `NetworkUnavailable` move layer-2 ownership away and back;
+//! - an L2Advertisement's interfaces decide where the IP is answered;
 //! - a killed speaker's IPs move within its Lease;
 //! - BGP: an advertisement's nodeSelectors, peers, aggregation length, communities and
 //!   LOCAL_PREF (iBGP only) reach FRR from the selected nodes only;
@@ -62,6 +63,16 @@ apiVersion: metallb.io/v1beta1
 kind: L2Advertisement
 metadata: {{name: l2, namespace: {ns}}}
 spec: {{ipAddressPools: [l2pool]}}
+---
+apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {{name: ifpool, namespace: {ns}}}
+spec: {{addresses: [192.168.250.216/30], autoAssign: false}}
+---
+apiVersion: metallb.io/v1beta1
+kind: L2Advertisement
+metadata: {{name: eth9-only, namespace: {ns}}}
+spec: {{ipAddressPools: [ifpool], interfaces: [eth9]}}
 ---
 apiVersion: metallb.io/v1beta1
 kind: IPAddressPool
@@ -273,6 +284,8 @@ async fn metallbs_rules_decide_who_announces_what_end_to_end() {
                 &["node1", "node2", "node3"],
             ),
         );
+        let all = ["node1", "node2", "node3"];
+        apply(cp, &service(&namespace, "iface", "ifpool", false, &all));
         apply(
             cp,
             &service(&namespace, "legacy-l2", "legacy-l2", false, &["node1"]),
@@ -329,6 +342,30 @@ fn rules(cp: &ControlPlane, ns: &str, cluster: &mut ClusterLab) {
     cluster.wait_owner(ip, Some(&owner), within);
     let text = cluster.show_service(0, &format!("{ns}/cluster"));
     assert!(text.contains(&format!("owner {owner}")), "{text}");
+
+    // An advertisement's interfaces: none of the nodes has eth9, so nobody answers on eth0;
+    // naming eth0 makes the owner answer, and its ServiceL2Status lists the interface.
+    let iface = assigned(cp, ns, "iface");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(cluster.arp_owner(iface), None);
+    let eth0 = format!(
+        "apiVersion: metallb.io/v1beta1\nkind: L2Advertisement\nmetadata: {{name: eth9-only, namespace: {ns}}}\nspec: {{ipAddressPools: [ifpool], interfaces: [eth0]}}\n"
+    );
+    apply(cp, &eth0);
+    let iface_owner = winner(iface, &["node1", "node2", "node3"]);
+    cluster.wait_owner(iface, Some(&iface_owner), within);
+    let jsonpath =
+        "jsonpath={range .items[*]}{.status.serviceName}={.status.interfaces[*].name};{end}";
+    let statuses = wait_for(within, Duration::from_millis(100), || {
+        let text = cp
+            .kubectl(["-n", ns, "get", "servicel2statuses", "-o", jsonpath])
+            .ok()?;
+        text.contains("iface=eth0;").then_some(text)
+    });
+    assert!(
+        statuses.is_some(),
+        "no ServiceL2Status with interfaces for iface"
+    );
 
     // BGP: the /30 aggregate goes out from node2 (eBGP) and node3 (iBGP, LOCAL_PREF 250) only.
     assigned(cp, ns, "agg");
