@@ -2,8 +2,9 @@
 //! against the real API server, with Node objects, a pool, advertisements, two BGPPeers (eBGP
 //! for node1 and node2, iBGP for node3, chosen by nodeSelectors), a LoadBalancer Service and
 //! its EndpointSlice. The client's ARP request is answered by exactly the node MetalLB's hash
-//! picks; FRR gets the route from every node with the advertisement's community; a speaker
-//! that stops leaves the candidates and the next node answers.
+//! picks (ndisc6 too, for an IPv6 Service); FRR gets the route from every node with the
+//! advertisement's community; a speaker that stops leaves the candidates and the next node
+//! answers.
 
 mod common;
 
@@ -23,7 +24,7 @@ fn objects(ns: &str) -> String {
 apiVersion: metallb.io/v1beta1
 kind: IPAddressPool
 metadata: {{name: lab, namespace: {ns}}}
-spec: {{addresses: [192.168.250.200/29]}}
+spec: {{addresses: [192.168.250.200/29, "fd00:250::200/125"]}}
 ---
 apiVersion: metallb.io/v1beta1
 kind: L2Advertisement
@@ -74,6 +75,22 @@ endpoints:
   - {{addresses: [10.0.1.1], nodeName: node1, conditions: {{ready: true}}}}
   - {{addresses: [10.0.2.1], nodeName: node2, conditions: {{ready: true}}}}
   - {{addresses: [10.0.3.1], nodeName: node3, conditions: {{ready: true}}}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: web6, namespace: {ns}}}
+spec: {{type: LoadBalancer, ipFamilies: [IPv6], ipFamilyPolicy: SingleStack, ports: [{{port: 80}}]}}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: web6-1
+  namespace: {ns}
+  labels: {{kubernetes.io/service-name: web6}}
+addressType: IPv6
+ports: [{{port: 80}}]
+endpoints:
+  - {{addresses: ["fd00:1::1"], nodeName: node1, conditions: {{ready: true}}}}
 "#
     )
 }
@@ -81,13 +98,21 @@ endpoints:
 /// The node MetalLB's election picks for the VIP among `alive`, by the planner (whose hash
 /// order is checked against hand-computed SHA-256 values in its own tests).
 fn winner(alive: &[&str]) -> String {
+    winner_of(IpAddr::V4(VIP), alive)
+}
+
+/// The node MetalLB's election picks for `ip` among `alive`.
+fn winner_of(ip: IpAddr, alive: &[&str]) -> String {
     let mut cluster = plan::Cluster::default();
     for node in ["node1", "node2", "node3"] {
         cluster.nodes.insert(node.into(), plan::Node::default());
     }
     cluster.alive = alive.iter().map(|n| n.to_string()).collect();
     let pool = plan::Pool {
-        addresses: vec![plan::Addresses::Cidr("192.168.250.200/29".parse().unwrap())],
+        addresses: vec![
+            plan::Addresses::Cidr("192.168.250.200/29".parse().unwrap()),
+            plan::Addresses::Cidr("fd00:250::200/125".parse().unwrap()),
+        ],
         ..plan::Pool::default()
     };
     cluster.pools.insert("lab".into(), pool);
@@ -101,7 +126,7 @@ fn winner(alive: &[&str]) -> String {
     });
     let service = plan::Service {
         ours: true,
-        ingress: vec![IpAddr::V4(VIP)],
+        ingress: vec![ip],
         endpoints: endpoints.to_vec(),
         ..plan::Service::default()
     };
@@ -110,12 +135,7 @@ fn winner(alive: &[&str]) -> String {
         .insert(plan::ServiceKey::new("ns", "web"), service);
     let owners: BTreeSet<String> = alive
         .iter()
-        .filter(|node| {
-            plan::plan(&cluster, node)
-                .unwrap()
-                .layer2
-                .contains_key(&IpAddr::V4(VIP))
-        })
+        .filter(|node| plan::plan(&cluster, node).unwrap().layer2.contains_key(&ip))
         .map(|n| n.to_string())
         .collect();
     assert_eq!(owners.len(), 1, "{owners:?}");
@@ -144,6 +164,19 @@ fn three_speakers_on_the_cluster_elect_one_layer2_owner_and_all_send_the_route()
         status,
     ];
     cp.kubectl(args).unwrap();
+    let status6 = r#"{"status":{"loadBalancer":{"ingress":[{"ip":"fd00:250::201"}]}}}"#;
+    let args = [
+        "-n",
+        namespace,
+        "patch",
+        "service",
+        "web6",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        status6,
+    ];
+    cp.kubectl(args).unwrap();
     let started = Instant::now();
     cluster.start_all(namespace, &[]);
 
@@ -169,6 +202,24 @@ fn three_speakers_on_the_cluster_elect_one_layer2_owner_and_all_send_the_route()
         let community = path["community"]["string"].as_str().unwrap_or_default();
         assert!(community.contains("64500:100"), "{path}");
     }
+
+    // IPv6: ndisc6 from the client gets the hash winner's MAC, and FRR the /128 from every
+    // node over the IPv4 sessions.
+    let vip6: std::net::Ipv6Addr = "fd00:250::201".parse().unwrap();
+    let expected6 = winner_of(IpAddr::V6(vip6), &["node1", "node2", "node3"]);
+    let ndp = wait_for(Duration::from_secs(20), Duration::from_millis(200), || {
+        let mac = cluster.lab.ndp(vip6).unwrap()?;
+        cluster.node_of_mac(&mac)
+    });
+    assert_eq!(ndp, Some(expected6), "{}", cluster.logs());
+    let all6 = wait_for(Duration::from_secs(20), Duration::from_millis(200), || {
+        (cluster.route_sources("fd00:250::201/128").len() == 3).then_some(())
+    });
+    assert!(
+        all6.is_some(),
+        "FRR lacks three IPv6 paths\n{}",
+        cluster.logs()
+    );
 
     // `show service` explains each node's part, from the planner's reasons.
     let service = format!("{namespace}/web");
@@ -237,15 +288,18 @@ fn three_speakers_on_the_cluster_elect_one_layer2_owner_and_all_send_the_route()
     // Status objects as MetalLB writes them: one ServiceL2Status, from the owner; a
     // ServiceBGPStatus per node with its peer; a BGPSessionState per node and peer.
     let get = |kind: &str, jsonpath: &str| {
-        cp.kubectl([
+        let jsonpath = format!("jsonpath={jsonpath}");
+        let args = [
             "-n",
             namespace,
             "get",
             kind,
+            "-l",
+            "metallb.io/service-name=web",
             "-o",
-            &format!("jsonpath={jsonpath}"),
-        ])
-        .unwrap()
+            &jsonpath,
+        ];
+        cp.kubectl(args).unwrap()
     };
     let l2_statuses = wait_for(Duration::from_secs(10), Duration::from_millis(100), || {
         Some(get(
@@ -268,11 +322,11 @@ fn three_speakers_on_the_cluster_elect_one_layer2_owner_and_all_send_the_route()
         assert!(bgp_statuses.contains(entry), "{bgp_statuses}");
     }
     let sessions = wait_for(Duration::from_secs(10), Duration::from_millis(100), || {
-        let text = get(
-            "bgpsessionstates",
-            "{range .items[*]}{.metadata.name}={.status.bgpStatus}/{.status.prefixesSent};{end}",
-        );
-        (text.matches("established/1").count() == 3).then_some(text)
+        let jsonpath = "jsonpath={range .items[*]}{.metadata.name}={.status.bgpStatus}/{.status.prefixesSent};{end}";
+        let text = cp
+            .kubectl(["-n", namespace, "get", "bgpsessionstates", "-o", jsonpath])
+            .unwrap();
+        (text.matches("established/2").count() == 3).then_some(text)
     });
     let sessions =
         sessions.unwrap_or_else(|| panic!("sessions not established\n{}", cluster.logs()));
