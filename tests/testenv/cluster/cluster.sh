@@ -120,7 +120,16 @@ node_ns_pids() {
 }
 wait_for() { # wait_for SECONDS WHAT CMD...
   local secs=$1 what=$2 deadline; shift 2; deadline=$((SECONDS + secs))
-  until "$@" >/dev/null 2>&1; do ((SECONDS < deadline)) || die "$what not after ${secs} s"; sleep 0.2; done
+  until "$@" >/dev/null 2>&1; do ((SECONDS < deadline)) || die "gave up waiting ${secs} s for: $what"; sleep 0.2; done
+}
+# the end of every component's log, for a failed start whose state is about to go
+dump_logs() {
+  local f
+  for f in "$STATE"/*.log; do
+    [[ -s $f ]] || continue
+    echo "---- ${f##*/}" >&2
+    grep -v DEPRECATION "$f" | tail -n 5 >&2 || true
+  done
 }
 
 # --- sysctls ------------------------------------------------------------------------------
@@ -439,7 +448,7 @@ cmd_up() {
   mkdir -p "$STATE"
   echo "$owner" >"$STATE/owner"; echo "$st" >"$STATE/owner.start"; echo "$n" >"$STATE/nodes"
   # a failed `up` leaves nothing behind, unless asked to keep it for a post-mortem
-  [[ ${CLUSTER_KEEP_FAILED:-0} == 1 ]] || trap 'trap - EXIT; cluster_down' EXIT
+  [[ ${CLUSTER_KEEP_FAILED:-0} == 1 ]] || trap 'trap - EXIT; dump_logs; cluster_down' EXIT
   save_sysctls
   LAB_OWNER_PID=$owner bash "$LAB" --name "$NAME" up
   plug_cp

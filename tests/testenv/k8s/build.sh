@@ -13,7 +13,7 @@
 # containerd, ctr, containerd-shim-runc-v2 at the version pinned in containerd/go.mod (its own
 # module, so its dependencies need not agree with Kubernetes'); and it installs the Debian
 # packages the nodes need when they are missing (runc, containernetworking-plugins, nftables,
-# iptables, conntrack, socat).
+# iptables, conntrack, socat; curl and openssl for cluster.sh).
 #
 # A warm cache costs a few milliseconds: the script checks a stamp file and exits. The stamp
 # is written last, so an interrupted build is redone. flock serialises concurrent callers
@@ -77,7 +77,7 @@ stamp_containerd="$bin/.complete-containerd-$containerd_version"
 
 # The Debian packages a node needs, as (command package) pairs.
 node_packages=(runc runc /usr/lib/cni/bridge containernetworking-plugins nft nftables
-    iptables iptables conntrack conntrack socat socat)
+    iptables iptables conntrack conntrack socat socat curl curl openssl openssl)
 
 missing_packages() {
     local i miss=()
