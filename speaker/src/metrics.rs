@@ -51,6 +51,10 @@ pub struct Metrics {
     pub loaded: Gauge,
     /// Speakers whose node Lease is fresh, as seen from here.
     pub alive: Gauge,
+    /// Changes of watched objects processed.
+    pub updates: Counter,
+    /// Configurations refused.
+    pub update_errors: Counter,
     announced: Family<Announced, Gauge>,
     shown: BTreeSet<Announced>,
     bgp_session_up: Family<PeerLabel, Gauge>,
@@ -78,6 +82,16 @@ impl Metrics {
             "k8s_client_config_loaded_bool",
             "1 once a configuration from the cluster has been loaded",
             self.loaded.clone(),
+        );
+        r.register(
+            "k8s_client_updates",
+            "Number of k8s object updates that have been processed",
+            self.updates.clone(),
+        );
+        r.register(
+            "k8s_client_update_errors",
+            "Number of k8s object updates that failed for some reason",
+            self.update_errors.clone(),
         );
         r.register(
             "speaker_alive_nodes",

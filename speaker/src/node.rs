@@ -154,6 +154,7 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
                 }
             }
             () = watches.changed() => {
+                metrics.updates.inc();
                 tokio::time::sleep(SETTLE).await;
                 dirty = true;
             }
@@ -227,6 +228,7 @@ impl Last {
             Err(stale) => {
                 metrics.stale.set(1);
                 if stale.problems != self.problems {
+                    metrics.update_errors.inc();
                     for (object, reason) in &stale.problems {
                         warn!(%object, %reason, "configuration refused; the running one stays");
                     }
