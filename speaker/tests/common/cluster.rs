@@ -90,7 +90,8 @@ impl ClusterLab {
     }
 
     /// Starts the speaker of node `index` (0-2) serving `namespace`, with `extra` arguments
-    /// (a `--fencing-lease-duration` among them replaces the harness's 4 s).
+    /// (a `--fencing-lease-duration` or `--log-level` among them replaces the harness's 4 s
+    /// and debug).
     pub fn start(&mut self, index: usize, namespace: &str, extra: &[&str]) {
         let host = NODES[index];
         let (address, _) = Lab::address(host);
@@ -104,13 +105,13 @@ impl ClusterLab {
             format!("--control={}", self.control(index).display()),
             "--graceful-shutdown=false".to_owned(),
             "--log-format=json".to_owned(),
-            "--log-level=debug".to_owned(),
         ];
-        if !extra
-            .iter()
-            .any(|a| a.starts_with("--fencing-lease-duration"))
-        {
-            args.push("--fencing-lease-duration=4s".to_owned());
+        // Defaults of the harness that `extra` may replace.
+        for default in ["--fencing-lease-duration=4s", "--log-level=debug"] {
+            let flag = default.split('=').next().unwrap_or(default);
+            if !extra.iter().any(|a| a.starts_with(flag)) {
+                args.push(default.to_owned());
+            }
         }
         args.extend(extra.iter().map(|a| a.to_string()));
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
