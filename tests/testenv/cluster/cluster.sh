@@ -16,7 +16,8 @@
 #                (:6443), kube-controller-manager, kube-scheduler
 #   NAME-nodeI   the lab's node namespaces (192.168.250.1I) become Kubernetes nodes `nodeI`, each
 #                with its own UTS namespace (hostname nodeI), containerd, kubelet, kube-proxy
-#                (nftables); pod subnet 10.244.I.0/24 (CNI bridge), Services 10.96.0.0/16
+#                (nftables); dual-stack: pod subnets 10.244.I.0/24 and fd00:10:244:I::/64 (CNI
+#                bridge), Services 10.96.0.0/16 and fd00:10:96::/112
 #   the lab's router (FRR) and client share the segment; the host reaches the API server at
 #   https://127.0.0.1:PORT through a socat relay (the kubeconfig says which port).
 # State, logs and the kubeconfig: /run/metallb-rs/cluster/NAME. cgroups: /metallb-rs/NAME/nodeI in
@@ -38,8 +39,10 @@ readonly HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 readonly LAB=$HERE/../../lab/lab.sh
 readonly BUILD=$HERE/../k8s/build.sh
 readonly ROOT=/run/metallb-rs/cluster
-readonly NET4=192.168.250 CP_IP=192.168.250.2
+# Dual-stack: the lab's segment has both families, and so do pods and Services.
+readonly NET4=192.168.250 CP_IP=192.168.250.2 NET6=fd00:250: CP_IP6=fd00:250::2
 readonly POD_NET=10.244 SVC_CIDR=10.96.0.0/16 SVC_API=10.96.0.1
+readonly POD_NET6=fd00:10:244 SVC_CIDR6=fd00:10:96::/112
 readonly PAUSE_IMAGE=localhost/metallb-rs/pause:1
 # The global sysctls the kubelet rewrites (protectKernelDefaults: false).
 readonly SYSCTLS=(kernel.panic kernel.panic_on_oops vm.overcommit_memory vm.panic_on_oom
@@ -207,6 +210,8 @@ plug_cp() {
   ip -n "$CP_NS" link set h-cp name eth0
   ip -n "$sw" link set cp master br0 up
   ip -n "$CP_NS" addr add "$CP_IP/24" dev eth0
+  ip netns exec "$CP_NS" sysctl -qw net.ipv6.conf.eth0.accept_dad=0 net.ipv6.conf.eth0.accept_ra=0
+  ip -n "$CP_NS" addr add "$CP_IP6/64" dev eth0 nodad
   ip -n "$CP_NS" link set eth0 up
 }
 
@@ -229,7 +234,7 @@ start_control_plane() {
     --kubelet-preferred-address-types=InternalIP \
     --service-account-issuer=https://kubernetes.default.svc.cluster.local \
     --service-account-key-file="$pki/sa.pub" --service-account-signing-key-file="$pki/sa.key" \
-    --service-cluster-ip-range="$SVC_CIDR" --authorization-mode=Node,RBAC \
+    --service-cluster-ip-range="$SVC_CIDR,$SVC_CIDR6" --authorization-mode=Node,RBAC \
     --enable-admission-plugins=NodeRestriction --allow-privileged=true \
     --enable-aggregator-routing=true --profiling=false
   wait_for 60 "kube-apiserver ready" in_cp curl -sfk --cacert "$pki/ca.crt" \
@@ -240,7 +245,7 @@ start_control_plane() {
     --authorization-kubeconfig="$STATE/controller-manager.kubeconfig" \
     --service-account-private-key-file="$pki/sa.key" --root-ca-file="$pki/ca.crt" \
     --use-service-account-credentials=true --leader-elect=false \
-    --service-cluster-ip-range="$SVC_CIDR" --node-monitor-grace-period=20s \
+    --service-cluster-ip-range="$SVC_CIDR,$SVC_CIDR6" --node-monitor-grace-period=20s \
     --bind-address=127.0.0.1 --profiling=false
   spawn kube-scheduler nsenter --net="/run/netns/$CP_NS" "$bin/kube-scheduler" --kubeconfig="$STATE/scheduler.kubeconfig" \
     --authentication-kubeconfig="$STATE/scheduler.kubeconfig" \
@@ -328,7 +333,8 @@ TOML
 {"cniVersion": "1.0.0", "name": "mlb-$NAME", "plugins": [{
   "type": "bridge", "bridge": "cni0", "isGateway": true, "hairpinMode": true,
   "ipam": {"type": "host-local", "dataDir": "$d/cni/ipam",
-           "ranges": [[{"subnet": "$POD_NET.$i.0/24"}]], "routes": [{"dst": "0.0.0.0/0"}]}}]}
+           "ranges": [[{"subnet": "$POD_NET.$i.0/24"}], [{"subnet": "$POD_NET6:$i::/64"}]],
+           "routes": [{"dst": "0.0.0.0/0"}, {"dst": "::/0"}]}}]}
 JSON
   kubeconfig "$d/kubelet.kubeconfig" "https://$CP_IP:6443" "node$i"
   kubeconfig "$d/proxy.kubeconfig" "https://$CP_IP:6443" proxy
@@ -360,7 +366,7 @@ apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
 mode: nftables
 hostnameOverride: node$i
-clusterCIDR: $POD_NET.0.0/16
+clusterCIDR: $POD_NET.0.0/16,$POD_NET6::/48
 clientConnection: {kubeconfig: $d/proxy.kubeconfig}
 conntrack: {maxPerCore: 0, min: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeout: 0s}
 YAML
@@ -368,18 +374,28 @@ YAML
 
 node_network() { # node_network I N: routes, forwarding, masquerade of pod traffic leaving the pod net
   local i=$1 n=$2 j ns; ns=$(node_ns "$i")
-  ip netns exec "$ns" sysctl -qw net.ipv4.ip_forward=1 >/dev/null
+  ip netns exec "$ns" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1 >/dev/null
   for ((j = 1; j <= n; j++)); do
-    ((j == i)) || ip -n "$ns" route add "$POD_NET.$j.0/24" via "$NET4.1$j"
+    ((j == i)) && continue
+    ip -n "$ns" route add "$POD_NET.$j.0/24" via "$NET4.1$j"
+    ip -n "$ns" route add "$POD_NET6:$j::/64" via "$NET6:1$j"
   done
   # locally generated ClusterIP packets need a route before kube-proxy's DNAT
   ip -n "$ns" route add "$SVC_CIDR" via "$CP_IP"
+  ip -n "$ns" route add "$SVC_CIDR6" via "$CP_IP6"
   ip -n "$CP_NS" route add "$POD_NET.$i.0/24" via "$NET4.1$i"
+  ip -n "$CP_NS" route add "$POD_NET6:$i::/64" via "$NET6:1$i"
   ip netns exec "$ns" nft -f - <<NFT
 table ip metallb-rs-nodes {
   chain postrouting {
     type nat hook postrouting priority srcnat; policy accept;
     ip saddr $POD_NET.$i.0/24 ip daddr != $POD_NET.0.0/16 masquerade
+  }
+}
+table ip6 metallb-rs-nodes {
+  chain postrouting {
+    type nat hook postrouting priority srcnat; policy accept;
+    ip6 saddr $POD_NET6:$i::/64 ip6 daddr != $POD_NET6::/48 masquerade
   }
 }
 NFT
@@ -401,7 +417,7 @@ start_node() { # start_node I BIN
     || die "importing the pause image into node$i: $(tail -3 "$d/import.log")"
   spawn "node$i-kubelet" "${enter[@]}" "$bin/kubelet" --config="$d/kubelet.yaml" \
     --kubeconfig="$d/kubelet.kubeconfig" --root-dir="$d/kubelet" --cert-dir="$d/kubelet-pki" \
-    --hostname-override="node$i" --node-ip="$NET4.1$i"
+    --hostname-override="node$i" --node-ip="$NET4.1$i,$NET6:1$i"
   spawn "node$i-proxy" "${enter[@]}" "$bin/kube-proxy" --config="$d/proxy.yaml"
 }
 
