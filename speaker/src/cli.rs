@@ -69,7 +69,7 @@ pub struct NodeArgs {
     #[arg(long)]
     pub membership_key_file: Option<PathBuf>,
     /// File listing the interfaces layer 2 never announces on (MetalLB's
-    /// `announcedInterfacesToExclude`; takes effect in a later version).
+    /// `announcedInterfacesToExclude`), read at start.
     #[arg(long = "excludel2-file")]
     pub excludel2_file: Option<PathBuf>,
     /// Drain when the node is cordoned.

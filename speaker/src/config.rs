@@ -171,6 +171,8 @@ pub struct Plan {
     pub listen: Option<SocketAddr>,
     /// Interfaces of the ARP/NDP responder (empty: all).
     pub interfaces: Vec<String>,
+    /// Interfaces the ARP/NDP responder never uses, as regular expressions.
+    pub excluded_interfaces: Vec<String>,
     /// Periodic refresh of owned addresses.
     pub l2_refresh: Option<Duration>,
     /// Peers by name.
@@ -346,6 +348,7 @@ pub fn resolve(config: &StaticConfig) -> Result<Plan, Refusal> {
     Ok(Plan {
         listen: config.listen,
         interfaces: config.interfaces.clone(),
+        excluded_interfaces: Vec::new(),
         l2_refresh,
         peers,
         l2,

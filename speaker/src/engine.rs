@@ -64,6 +64,7 @@ impl Engine {
         };
         let (l2, l2_task) = l2::spawn(L2Options {
             interfaces: plan.interfaces.clone(),
+            excluded: plan.excluded_interfaces.clone(),
             schedule,
         })
         .context("starting the ARP/NDP responder")?;
@@ -88,6 +89,7 @@ impl Engine {
             current: Plan {
                 listen: plan.listen,
                 interfaces: plan.interfaces.clone(),
+                excluded_interfaces: plan.excluded_interfaces.clone(),
                 l2_refresh: plan.l2_refresh,
                 ..Plan::default()
             },

@@ -11,6 +11,7 @@ pub mod config;
 pub mod control;
 pub mod engine;
 pub mod event;
+pub mod excludel2;
 pub mod l2;
 pub mod metrics;
 pub mod node;

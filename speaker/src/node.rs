@@ -32,6 +32,7 @@ use crate::cluster::{self, Scope, Watches};
 use crate::config::Plan;
 use crate::engine::Engine;
 use crate::event::DriverEvent;
+use crate::excludel2;
 use crate::metrics::{Announced, Metrics, announcements};
 use crate::status::{self, StatusWriter};
 
@@ -102,7 +103,15 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
             },
         },
     };
-    let mut engine = Engine::start(Plan::default(), Some(args.control.clone()))?;
+    let excluded = match &args.excludel2_file {
+        Some(path) => excludel2::load(path)?,
+        None => Vec::new(),
+    };
+    let start = Plan {
+        excluded_interfaces: excluded,
+        ..Plan::default()
+    };
+    let mut engine = Engine::start(start, Some(args.control.clone()))?;
     let reporter = Reporter {
         controller: SPEAKER_FIELD_MANAGER.to_owned(),
         instance: Some(node.clone()),

@@ -37,6 +37,13 @@ fn a_speaker_started_like_the_daemonset_holds_its_node_lease_until_sigterm() {
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
     let control = dir.path().join("speaker.sock");
+    // What the operator mounts from the metallb-excludel2 ConfigMap.
+    let excludel2 = dir.path().join("excludel2.yaml");
+    std::fs::write(
+        &excludel2,
+        "announcedInterfacesToExclude: [\"^docker.*\", \"^veth.*\"]\n",
+    )
+    .unwrap();
     let args = [
         format!("--control={}", control.display()),
         format!("--kubeconfig={}", cp.kubeconfig_path().display()),
@@ -47,7 +54,7 @@ fn a_speaker_started_like_the_daemonset_holds_its_node_lease_until_sigterm() {
         format!("--metrics-port={port}"),
         "--heartbeat-port=7946".to_owned(),
         "--membership-key-file=/etc/metallb/membership/secretkey".to_owned(),
-        "--excludel2-file=/etc/metallb/excludel2/excludel2.yaml".to_owned(),
+        format!("--excludel2-file={}", excludel2.display()),
         "--drain-on-cordon=false".to_owned(),
         "--never-blackhole=true".to_owned(),
         "--graceful-shutdown=true".to_owned(),

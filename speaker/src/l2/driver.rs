@@ -19,7 +19,7 @@ use tracing::{debug, info, trace, warn};
 
 use super::{
     InterfaceStatus, L2Error, L2Options, L2Status, OwnedIp, bump,
-    port::{Link, Port, discover},
+    port::{InterfaceFilter, Link, Port, discover},
 };
 use crate::sys::packet::Received;
 
@@ -56,7 +56,7 @@ enum Event {
 /// The task's state.
 #[derive(Debug)]
 pub(super) struct Driver {
-    wanted: Vec<String>,
+    wanted: InterfaceFilter,
     announcer: Announcer,
     ports: Vec<Port>,
     commands: mpsc::UnboundedReceiver<Command>,
@@ -78,7 +78,7 @@ impl Driver {
     ) -> Result<Self, L2Error> {
         let mut driver = Self {
             announcer: Announcer::new(options.schedule),
-            wanted: options.interfaces,
+            wanted: InterfaceFilter::new(options.interfaces, &options.excluded),
             ports: Vec::new(),
             commands,
             status,
@@ -227,7 +227,7 @@ impl Driver {
 
     /// Warns about named interfaces that were not found; they are served once they appear.
     fn warn_missing(&self) {
-        for name in &self.wanted {
+        for name in &self.wanted.names {
             if !self.ports.iter().any(|port| port.name() == name) {
                 warn!(interface = %name, "l2 interface not found or down");
             }

@@ -34,6 +34,9 @@ use self::driver::{Command, Driver};
 pub struct L2Options {
     /// Interfaces to answer on; empty = every up, non-loopback Ethernet interface.
     pub interfaces: Vec<String>,
+    /// Interfaces never answered on, as regular expressions matched against the name
+    /// (MetalLB's `announcedInterfacesToExclude`); invalid ones are skipped with a warning.
+    pub excluded: Vec<String>,
     /// When gratuitous ARP and unsolicited advertisements go out after a takeover.
     pub schedule: Schedule,
 }

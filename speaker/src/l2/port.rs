@@ -55,9 +55,41 @@ pub(super) enum EntryAddress {
 /// `ARPHRD_ETHER`: Ethernet and everything that looks like it (veth, bridges, bonds, VLANs).
 const ARPHRD_ETHER: u16 = 1;
 
+/// Which interfaces the driver may speak on, by name.
+#[derive(Clone, Debug, Default)]
+pub(super) struct InterfaceFilter {
+    /// Only these; empty = any.
+    pub(super) names: Vec<String>,
+    /// Never these.
+    pub(super) excluded: Vec<regex::Regex>,
+}
+
+impl InterfaceFilter {
+    /// A filter from the names and the exclusion patterns (invalid ones are skipped).
+    pub(super) fn new(names: Vec<String>, excluded: &[String]) -> Self {
+        let excluded = excluded
+            .iter()
+            .filter_map(|pattern| match regex::Regex::new(pattern) {
+                Ok(regex) => Some(regex),
+                Err(error) => {
+                    tracing::warn!(%pattern, %error, "l2 exclusion pattern ignored");
+                    None
+                }
+            })
+            .collect();
+        InterfaceFilter { names, excluded }
+    }
+
+    /// Whether the interface `name` may be spoken on.
+    pub(super) fn admits(&self, name: &str) -> bool {
+        (self.names.is_empty() || self.names.iter().any(|n| n == name))
+            && !self.excluded.iter().any(|pattern| pattern.is_match(name))
+    }
+}
+
 /// Lists the interfaces to speak on: up, not loopback, Ethernet, and among `wanted` unless
 /// that is empty; sorted by name.
-pub(super) fn discover(wanted: &[String]) -> nix::Result<Vec<Link>> {
+pub(super) fn discover(wanted: &InterfaceFilter) -> nix::Result<Vec<Link>> {
     let entries = getifaddrs()?.map(|entry| Entry {
         address: match entry.address {
             Some(address) => {
@@ -85,13 +117,16 @@ pub(super) fn discover(wanted: &[String]) -> nix::Result<Vec<Link>> {
 }
 
 /// The pure part of [`discover`].
-pub(super) fn select(entries: impl IntoIterator<Item = Entry>, wanted: &[String]) -> Vec<Link> {
+pub(super) fn select(
+    entries: impl IntoIterator<Item = Entry>,
+    wanted: &InterfaceFilter,
+) -> Vec<Link> {
     let mut links = BTreeMap::new();
     let mut link_locals = BTreeMap::new();
     for entry in entries {
         if !entry.flags.contains(InterfaceFlags::IFF_UP)
             || entry.flags.contains(InterfaceFlags::IFF_LOOPBACK)
-            || (!wanted.is_empty() && !wanted.contains(&entry.name))
+            || !wanted.admits(&entry.name)
         {
             continue;
         }
@@ -298,7 +333,7 @@ mod tests {
             ),
             entry("eth2", UP, ethernet(5, 0x13)),
         ];
-        let links = select(entries.clone(), &[]);
+        let links = select(entries.clone(), &InterfaceFilter::default());
         assert_eq!(
             links,
             [
@@ -320,8 +355,10 @@ mod tests {
                 },
             ]
         );
-        let named = select(entries, &["eth2".to_owned(), "eth1".to_owned()]);
-        assert_eq!(named, links[1..]);
+        let named = InterfaceFilter::new(vec!["eth2".to_owned(), "eth1".to_owned()], &[]);
+        assert_eq!(select(entries.clone(), &named), links[1..]);
+        let excluded = InterfaceFilter::new(Vec::new(), &["^eth0$".to_owned(), "(".to_owned()]);
+        assert_eq!(select(entries, &excluded), links[1..]);
     }
 
     #[test]
