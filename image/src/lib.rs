@@ -236,8 +236,12 @@ impl Image {
         }))
         .expect("JSON value");
 
-        let partial = out.with_extension("partial");
-        let file = File::create(&partial).map_err(write_err)?;
+        // A temporary name of its own: parallel writers of the same image must not share one.
+        let partial = tempfile::Builder::new()
+            .prefix(".partial-")
+            .tempfile_in(dir)
+            .map_err(write_err)?;
+        let file = partial.reopen().map_err(write_err)?;
         let mut tar = Tar::new(BufWriter::new(file));
         let layout = br#"{"imageLayoutVersion":"1.0.0"}"#;
         tar.file("oci-layout", 0o644, layout.len() as u64, &layout[..])?;
@@ -249,7 +253,7 @@ impl Image {
         }
         tar.file(&layer_blob.path(), 0o644, layer_blob.size, &layer)?;
         tar.finish()?;
-        std::fs::rename(&partial, out).map_err(write_err)?;
+        partial.persist(out).map_err(|e| write_err(e.error))?;
         Ok(Written {
             manifest_digest: manifest.digest(),
             layer_size: layer_blob.size,
@@ -484,6 +488,15 @@ mod tests {
         let a = image.write(&dir.path().join("a.tar")).unwrap();
         let b = image.write(&dir.path().join("b.tar")).unwrap();
         assert_eq!(a.manifest_digest, b.manifest_digest);
-        assert!(!dir.path().join("a.partial").exists());
+        let mut names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            ["a.tar", "b.tar", "tool"],
+            "no temporary file is left"
+        );
     }
 }

@@ -38,6 +38,8 @@ use crate::lab::unique_name;
 pub const CLUSTER_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/cluster/cluster.sh");
 /// Where the script keeps each cluster's state, logs and kubeconfig.
 pub const CLUSTER_STATE_ROOT: &str = "/run/metallb-rs/cluster";
+/// The demo workload's image reference ([`demo_image`]).
+pub const DEMO_REFERENCE: &str = "localhost/metallb-rs/demo:1";
 /// The workspace root, for `cargo build` of the product and its manifests.
 pub const WORKSPACE_ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
 
@@ -179,6 +181,14 @@ impl Cluster {
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     }
 
+    /// A command run in one of the lab's hosts (`"client"`, `"router"`, `"node1"`, ...), e.g.
+    /// `curl` from the client to a Service's address.
+    pub fn command(&self, host: &str, program: &str) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &format!("{}-{host}", self.name), program]);
+        cmd
+    }
+
     /// Imports an OCI image archive into every node's containerd.
     pub fn import(&self, archive: &Path) -> Result<()> {
         let mut cmd = script(&["--name", &self.name, "import"]);
@@ -245,6 +255,21 @@ pub fn pause_image(bin_dir: &Path) -> Result<PathBuf> {
     if !out.is_file() {
         std::fs::create_dir_all(&dir).map_err(Error::io(format!("creating {}", dir.display())))?;
         metallb_image::pause(metallb_image::PAUSE_REFERENCE, &bin_dir.join("pause"))?
+            .write(&out)?;
+    }
+    Ok(out)
+}
+
+/// The demo workload's image `localhost/metallb-rs/demo:1` (an HTTP server on :8080 that
+/// answers with its pod's and node's names), next to the cached binaries.
+pub fn demo_image(bin_dir: &Path) -> Result<PathBuf> {
+    let dir = bin_dir.with_file_name("images");
+    let out = dir.join("demo.tar");
+    if !out.is_file() {
+        std::fs::create_dir_all(&dir).map_err(Error::io(format!("creating {}", dir.display())))?;
+        metallb_image::Image::new(DEMO_REFERENCE)
+            .entrypoint(vec![format!("/{}/demo", metallb_image::BIN_DIR)])
+            .binary(&bin_dir.join("demo"))?
             .write(&out)?;
     }
     Ok(out)

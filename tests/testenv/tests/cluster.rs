@@ -1,12 +1,13 @@
 //! The product as pods on real multi-node clusters (tests/testenv/cluster), installed from the
-//! plain manifests as a user would: every test has a cluster of its own, so they run in
+//! plain manifests as a user would, up to the lab's client reaching a LoadBalancer Service: every test has a cluster of its own, so they run in
 //! parallel. Needs root and cgroup v1; builds the product and its image first.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use metallb_testenv::cluster::{
-    Cluster, ClusterOptions, WORKSPACE_ROOT, product_image, product_image_tagged,
+    Cluster, ClusterOptions, DEMO_REFERENCE, WORKSPACE_ROOT, cluster_bin_dir, demo_image,
+    product_image, product_image_tagged,
 };
 
 const NODES: u8 = 3;
@@ -115,8 +116,8 @@ fn wait_available(cluster: &Cluster) {
     });
 }
 
-/// Applies an address pool on the lab's segment with an L2Advertisement, and a LoadBalancer
-/// Service; returns the address it gets.
+/// Applies a dual-stack address pool on the lab's segment with an L2Advertisement, and a
+/// dual-stack LoadBalancer Service; returns its IPv4 address once it has both.
 fn service_with_address(cluster: &Cluster) -> String {
     cluster
         .kubectl_stdin(
@@ -126,7 +127,7 @@ apiVersion: metallb.io/v1beta1
 kind: IPAddressPool
 metadata: {name: lab, namespace: metallb-system}
 spec:
-  addresses: [192.168.250.200-192.168.250.250]
+  addresses: [192.168.250.200-192.168.250.250, "fd00:250::200-fd00:250::250"]
 ---
 apiVersion: metallb.io/v1beta1
 kind: L2Advertisement
@@ -139,19 +140,24 @@ kind: Service
 metadata: {name: demo, namespace: default}
 spec:
   type: LoadBalancer
+  ipFamilyPolicy: RequireDualStack
+  ipFamilies: [IPv4, IPv6]
   selector: {app: demo}
   ports: [{port: 80, targetPort: 8080}]
 "#,
         )
         .unwrap();
     let address = eventually(
-        "an address for the Service",
+        "both addresses for the Service",
         Duration::from_secs(60),
         || {
             let ip = service_address(cluster)?;
-            (!ip.is_empty())
-                .then_some(ip)
-                .ok_or_else(|| "none yet".to_owned())
+            let ip6 = service_address6(cluster)?;
+            if !ip.is_empty() && ip6.starts_with("fd00:250::2") {
+                Ok(ip)
+            } else {
+                Err(format!("{ip:?} {ip6:?}"))
+            }
         },
     );
     let last: u8 = address
@@ -166,15 +172,73 @@ spec:
 }
 
 fn service_address(cluster: &Cluster) -> Result<String, String> {
+    ingress(cluster, 0)
+}
+
+fn service_address6(cluster: &Cluster) -> Result<String, String> {
+    ingress(cluster, 1)
+}
+
+fn ingress(cluster: &Cluster, index: usize) -> Result<String, String> {
+    let path = format!("jsonpath={{.status.loadBalancer.ingress[{index}].ip}}");
     cluster
-        .kubectl([
-            "get",
-            "service",
-            "demo",
-            "-o",
-            "jsonpath={.status.loadBalancer.ingress[0].ip}",
-        ])
+        .kubectl(["get", "service", "demo", "-o", &path])
         .map_err(|e| e.to_string())
+}
+
+/// The demo Deployment behind the Service, from the demo image.
+fn demo(cluster: &Cluster) {
+    cluster
+        .import(&demo_image(&cluster_bin_dir().unwrap()).unwrap())
+        .unwrap();
+    let deployment = format!(
+        r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: demo, namespace: default}}
+spec:
+  replicas: 2
+  selector: {{matchLabels: {{app: demo}}}}
+  template:
+    metadata: {{labels: {{app: demo}}}}
+    spec:
+      containers:
+      - name: demo
+        image: {DEMO_REFERENCE}
+        imagePullPolicy: Never
+        ports: [{{containerPort: 8080}}]
+        env:
+        - name: POD_NAME
+          valueFrom: {{fieldRef: {{fieldPath: metadata.name}}}}
+        - name: NODE_NAME
+          valueFrom: {{fieldRef: {{fieldPath: spec.nodeName}}}}
+"#
+    );
+    cluster
+        .kubectl_stdin(["apply", "-f", "-"], &deployment)
+        .unwrap();
+    cluster
+        .kubectl(["rollout", "status", "deployment/demo", "--timeout=120s"])
+        .unwrap();
+}
+
+/// What the lab's client gets from `http://ADDRESS/`.
+fn client_get(cluster: &Cluster, address: &str) -> Result<String, String> {
+    let url = if address.contains(':') {
+        format!("http://[{address}]/")
+    } else {
+        format!("http://{address}/")
+    };
+    let output = cluster
+        .command("client", "curl")
+        .args(["-sf", "-m", "2", &url])
+        .output()
+        .map_err(|e| e.to_string())?;
+    if output.status.success() {
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    } else {
+        Err(format!("curl {url}: {}", output.status))
+    }
 }
 
 /// Waits until `workload` (e.g. `daemonset/speaker`) has rolled out its current template.
@@ -238,6 +302,20 @@ fn the_product_runs_as_pods_and_assigns_a_service_address() {
 
     let address = service_with_address(&cluster);
     eprintln!("Service address {address} after {:?}", started.elapsed());
+
+    // The client on the nodes' segment reaches the demo by both addresses (layer 2).
+    demo(&cluster);
+    let address6 = service_address6(&cluster).unwrap();
+    for ip in [&address, &address6] {
+        let answer = eventually(&format!("HTTP from {ip}"), Duration::from_secs(60), || {
+            client_get(&cluster, ip)
+        });
+        assert!(answer.starts_with("hello from demo-"), "{answer}");
+    }
+    eprintln!(
+        "the client reached both addresses after {:?}",
+        started.elapsed()
+    );
     cluster.down().unwrap();
     eprintln!("torn down after {:?}", started.elapsed());
 }
