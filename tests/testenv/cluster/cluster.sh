@@ -92,13 +92,14 @@ spawned_pids() {
   done
   return 0
 }
-# kill_all PID...: TERM, then KILL whatever is left after 5 s
+# kill_all GRACE PID...: TERM, then KILL whatever is left after GRACE seconds
 kill_all() {
+  local grace=$1; shift
   (($#)) || return 0
   local sig i pid alive
   for sig in TERM KILL; do
     kill -s "$sig" "$@" 2>/dev/null || true
-    for ((i = 0; i < 100; i++)); do
+    for ((i = 0; i < grace * 20; i++)); do
       alive=0; for pid in "$@"; do pid_alive "$pid" && alive=1; done
       ((alive)) || return 0; sleep 0.05
     done
@@ -425,8 +426,10 @@ start_node() { # start_node I BIN
 cluster_down() {
   [[ -d $STATE ]] || return 0
   # kubelets first, so nothing restarts the pods being killed
-  kill_all $(spawned_pids | grep -xF -f <(cat "$STATE"/node*-kubelet.pid 2>/dev/null) || true)
-  kill_all $(cgroup_pids) $(node_ns_pids) $(spawned_pids)
+  kill_all 5 $(spawned_pids | grep -xF -f <(cat "$STATE"/node*-kubelet.pid 2>/dev/null) || true)
+  # The rest is thrown away with its state, so it gets one second: kube-apiserver alone would
+  # spend a minute on a graceful shutdown.
+  kill_all 1 $(cgroup_pids) $(node_ns_pids) $(spawned_pids)
   # container root filesystems, pod network namespaces, volumes, the UTS namespaces: deepest first
   local m
   for m in $(findmnt -rn -o TARGET | grep "^$STATE/" | sort -r || true); do umount -l "$m" 2>/dev/null || true; done
