@@ -19,7 +19,7 @@ use std::net::Ipv4Addr;
 use std::process::Stdio;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::cluster::{ClusterLab, NODES};
+use common::cluster::{ClusterLab, NODES, lab_peers, memory_kib};
 use common::wait_for;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -83,25 +83,6 @@ apiVersion: metallb.io/v1beta1
 kind: BGPAdvertisement
 metadata: {{name: bgp, namespace: {ns}}}
 spec: {{}}
----
-apiVersion: metallb.io/v1beta2
-kind: BGPPeer
-metadata: {{name: ebgp, namespace: {ns}}}
-spec:
-  myASN: 64500
-  peerASN: 64512
-  peerAddress: 192.168.250.1
-  nodeSelectors:
-    - matchExpressions: [{{key: kubernetes.io/hostname, operator: In, values: [node1, node2]}}]
----
-apiVersion: metallb.io/v1beta2
-kind: BGPPeer
-metadata: {{name: ibgp, namespace: {ns}}}
-spec:
-  myASN: 64512
-  peerASN: 64512
-  peerAddress: 192.168.250.1
-  nodeSelectors: [{{matchLabels: {{kubernetes.io/hostname: node3}}}}]
 "#
     )
 }
@@ -158,19 +139,6 @@ fn api_requests(cp: &ControlPlane) -> f64 {
         .sum()
 }
 
-fn memory_kib(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
-
 fn main() {
     let cp = ControlPlane::shared();
     cp.install_crds().unwrap();
@@ -186,7 +154,8 @@ fn main() {
     let baseline = (api_requests(cp) - before - 1.0) / IDLE.as_secs_f64();
 
     let mut cluster = ClusterLab::up(cp, "");
-    cp.kubectl_with_input(["apply", "-f", "-"], &objects(&namespace))
+    let objects = format!("{}---\n{}", objects(&namespace), lab_peers(&namespace));
+    cp.kubectl_with_input(["apply", "-f", "-"], &objects)
         .unwrap();
     cluster.start_all(
         &namespace,

@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
-use common::cluster::ClusterLab;
+use common::cluster::{ClusterLab, lab_peers};
 use common::wait_for;
 use metallb_plan as plan;
 use metallb_testenv::{ControlPlane, test_name};
@@ -35,28 +35,6 @@ apiVersion: metallb.io/v1beta1
 kind: BGPAdvertisement
 metadata: {{name: bgp, namespace: {ns}}}
 spec: {{communities: ["64500:100"]}}
----
-apiVersion: metallb.io/v1beta2
-kind: BGPPeer
-metadata: {{name: ebgp, namespace: {ns}}}
-spec:
-  myASN: 64500
-  peerASN: 64512
-  peerAddress: 192.168.250.1
-  holdTime: 9s
-  nodeSelectors:
-    - matchExpressions: [{{key: kubernetes.io/hostname, operator: In, values: [node1, node2]}}]
----
-apiVersion: metallb.io/v1beta2
-kind: BGPPeer
-metadata: {{name: ibgp, namespace: {ns}}}
-spec:
-  myASN: 64512
-  peerASN: 64512
-  peerAddress: 192.168.250.1
-  holdTime: 9s
-  nodeSelectors:
-    - matchLabels: {{kubernetes.io/hostname: node3}}
 ---
 apiVersion: v1
 kind: Service
@@ -149,8 +127,11 @@ fn three_speakers_on_the_cluster_elect_one_layer2_owner_and_all_send_the_route()
     let ns = cp.namespace(test_name!()).unwrap();
     let namespace = ns.name();
     let mut cluster = ClusterLab::up(cp, "");
-    cp.kubectl_with_input(["apply", "-f", "-"], &objects(namespace))
-        .unwrap();
+    cp.kubectl_with_input(
+        ["apply", "-f", "-"],
+        &format!("{}---\n{}", objects(namespace), lab_peers(namespace)),
+    )
+    .unwrap();
     let status = r#"{"status":{"loadBalancer":{"ingress":[{"ip":"192.168.250.201"}]}}}"#;
     let args = [
         "-n",
@@ -301,12 +282,10 @@ fn three_speakers_on_the_cluster_elect_one_layer2_owner_and_all_send_the_route()
         ];
         cp.kubectl(args).unwrap()
     };
+    // Created first, then its status is written: wait for the whole object.
+    let jsonpath = "{range .items[*]}{.status.node}/{.status.serviceName};{end}";
     let l2_statuses = wait_for(Duration::from_secs(10), Duration::from_millis(100), || {
-        Some(get(
-            "servicel2statuses",
-            "{range .items[*]}{.status.node}/{.status.serviceName};{end}",
-        ))
-        .filter(|text| !text.is_empty())
+        Some(get("servicel2statuses", jsonpath)).filter(|text| !text.starts_with('/'))
     });
     assert_eq!(l2_statuses, Some(format!("{expected}/web;")));
     let bgp_statuses = wait_for(Duration::from_secs(10), Duration::from_millis(100), || {
@@ -314,13 +293,14 @@ fn three_speakers_on_the_cluster_elect_one_layer2_owner_and_all_send_the_route()
             "servicebgpstatuses",
             "{range .items[*]}{.status.node}={.status.peers[*]};{end}",
         );
-        (text.matches(';').count() == 3).then_some(text)
+        let entries = ["node1=ebgp;", "node2=ebgp;", "node3=ibgp;"];
+        (text.matches(';').count() == 3 && entries.iter().all(|e| text.contains(e))).then_some(text)
     });
-    let bgp_statuses =
-        bgp_statuses.unwrap_or_else(|| panic!("no three ServiceBGPStatus\n{}", cluster.logs()));
-    for entry in ["node1=ebgp;", "node2=ebgp;", "node3=ibgp;"] {
-        assert!(bgp_statuses.contains(entry), "{bgp_statuses}");
-    }
+    assert!(
+        bgp_statuses.is_some(),
+        "no ServiceBGPStatus per node with its peer\n{}",
+        cluster.logs()
+    );
     let sessions = wait_for(Duration::from_secs(10), Duration::from_millis(100), || {
         let jsonpath = "jsonpath={range .items[*]}{.metadata.name}={.status.bgpStatus}/{.status.prefixesSent};{end}";
         let text = cp

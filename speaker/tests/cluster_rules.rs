@@ -16,7 +16,7 @@ mod common;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
-use common::cluster::ClusterLab;
+use common::cluster::{ClusterLab, lab_peers};
 use common::wait_for;
 use metallb_controller::Settings;
 use metallb_plan as plan;
@@ -28,30 +28,6 @@ use metallb_testenv::{ControlPlane, test_name};
 const LEASE: Duration = Duration::from_secs(4);
 
 fn objects(ns: &str) -> String {
-    let peers = format!(
-        r#"
-apiVersion: metallb.io/v1beta2
-kind: BGPPeer
-metadata: {{name: ebgp, namespace: {ns}}}
-spec:
-  myASN: 64500
-  peerASN: 64512
-  peerAddress: 192.168.250.1
-  holdTime: 9s
-  nodeSelectors:
-    - matchExpressions: [{{key: kubernetes.io/hostname, operator: In, values: [node1, node2]}}]
----
-apiVersion: metallb.io/v1beta2
-kind: BGPPeer
-metadata: {{name: ibgp, namespace: {ns}}}
-spec:
-  myASN: 64512
-  peerASN: 64512
-  peerAddress: 192.168.250.1
-  holdTime: 9s
-  nodeSelectors: [{{matchLabels: {{kubernetes.io/hostname: node3}}}}]
-"#
-    );
     let pools = format!(
         r#"
 apiVersion: metallb.io/v1beta1
@@ -105,7 +81,7 @@ spec:
   bgpAdvertisements: [{{communities: ["64500:300"]}}]
 "#
     );
-    format!("{peers}---{pools}")
+    format!("{}---{pools}", lab_peers(ns))
 }
 
 /// A LoadBalancer Service from `pool` with an EndpointSlice whose endpoints sit on `nodes`.

@@ -242,6 +242,37 @@ impl ClusterLab {
     }
 }
 
+/// The lab router as two BGPPeers in `ns`: `ebgp` (AS 64500 -> 64512) for node1 and node2,
+/// `ibgp` (AS 64512) for node3, chosen by nodeSelectors as the lab's FRR expects them.
+pub fn lab_peers(ns: &str) -> String {
+    let peer = |name: &str, my_asn: u32, nodes: &str| {
+        format!(
+            "apiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata: {{name: {name}, namespace: {ns}}}\n\
+             spec:\n  myASN: {my_asn}\n  peerASN: 64512\n  peerAddress: 192.168.250.1\n  holdTime: 9s\n  \
+             nodeSelectors:\n    - matchExpressions: [{{key: kubernetes.io/hostname, operator: In, values: [{nodes}]}}]\n"
+        )
+    };
+    format!(
+        "{}---\n{}",
+        peer("ebgp", 64500, "node1, node2"),
+        peer("ibgp", 64512, "node3")
+    )
+}
+
+/// VmRSS and VmHWM of process `pid`, in KiB.
+pub fn memory_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
 /// `metallb-speaker show service NAME` against the control socket `control`.
 pub fn show_service(control: &Path, name: &str) -> String {
     let output = Command::new(SPEAKER)

@@ -125,17 +125,7 @@ impl Speaker {
 
     /// Resident and peak memory in KiB, from /proc.
     pub fn memory_kib(&self) -> (u64, u64) {
-        let status =
-            fs::read_to_string(format!("/proc/{}/status", self.daemon.pid())).unwrap_or_default();
-        let field = |name: &str| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(name))
-                .and_then(|rest| rest.split_whitespace().next())
-                .and_then(|n| n.parse().ok())
-                .unwrap_or(0)
-        };
-        (field("VmRSS:"), field("VmHWM:"))
+        cluster::memory_kib(self.daemon.pid())
     }
 }
 
