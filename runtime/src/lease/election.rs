@@ -93,11 +93,6 @@ impl Elector {
         }
     }
 
-    /// This candidate's identity.
-    pub fn identity(&self) -> &str {
-        &self.identity
-    }
-
     /// Waits until this candidate holds the Lease.
     pub async fn acquire(&mut self) {
         let mut waiting_logged = false;

@@ -233,13 +233,6 @@ impl ClusterLab {
             })
             .collect()
     }
-
-    /// Removes the Node objects.
-    pub fn delete_nodes(&self, cp: &ControlPlane) {
-        for name in &self.names {
-            let _ = cp.kubectl(["delete", "node", name, "--wait=false"]);
-        }
-    }
 }
 
 /// The lab router as two BGPPeers in `ns`: `ebgp` (AS 64500 -> 64512) for node1 and node2,
