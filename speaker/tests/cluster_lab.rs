@@ -285,7 +285,8 @@ fn three_speakers_on_the_cluster_elect_one_layer2_owner_and_all_send_the_route()
     // Created first, then its status is written: wait for the whole object.
     let jsonpath = "{range .items[*]}{.status.node}/{.status.serviceName};{end}";
     let l2_statuses = wait_for(Duration::from_secs(10), Duration::from_millis(100), || {
-        Some(get("servicel2statuses", jsonpath)).filter(|text| text.ends_with("/web;") && !text.starts_with('/'))
+        Some(get("servicel2statuses", jsonpath))
+            .filter(|text| text.ends_with("/web;") && !text.starts_with('/'))
     });
     assert_eq!(l2_statuses, Some(format!("{expected}/web;")));
     let bgp_statuses = wait_for(Duration::from_secs(10), Duration::from_millis(100), || {
