@@ -36,8 +36,15 @@ pub const BIN_DIR: &str = "usr/local/bin";
 pub const PRODUCT_REFERENCE: &str =
     concat!("quay.io/metallb-rs/metallb-rs:", env!("CARGO_PKG_VERSION"));
 /// The binaries of the product image, found by name in a cargo target directory.
-pub const PRODUCT_BINARIES: [&str; 3] =
-    ["metallb-operator", "metallb-controller", "metallb-speaker"];
+pub const PRODUCT_BINARIES: [&str; 4] = [
+    "metallb-operator",
+    "metallb-controller",
+    "metallb-speaker",
+    "metallb-gather",
+];
+/// Where `oc adm must-gather --image=<product image>` runs the collection: a link to
+/// `metallb-gather`.
+pub const GATHER_PATH: &str = "usr/bin/gather";
 /// The product image's default user: the operator and controller pods say `runAsNonRoot`
 /// without a uid; the speaker pod asks for root itself, for its capabilities.
 pub const PRODUCT_USER: &str = "65532:65532";
@@ -55,6 +62,9 @@ const INDEX_MEDIA_TYPE: &str = "application/vnd.oci.image.index.v1+json";
 enum Entry {
     Dir {
         mode: u32,
+    },
+    Symlink {
+        target: String,
     },
     /// A host file (symbolic links followed) copied with `mode`; with `strip`, without its
     /// debug sections.
@@ -85,12 +95,16 @@ pub struct Written {
     pub layer_size: u64,
 }
 
-/// The product image named `reference` holding `binaries` (the [`PRODUCT_BINARIES`]).
-/// Debug sections are left out (see [`Image::strip_debug`]).
+/// The product image named `reference` holding `binaries` (the [`PRODUCT_BINARIES`]), and
+/// [`GATHER_PATH`] when `metallb-gather` is among them. Debug sections are left out (see
+/// [`Image::strip_debug`]).
 pub fn product(reference: &str, binaries: &[PathBuf]) -> Result<Image> {
     let mut image = Image::new(reference).user(PRODUCT_USER).strip_debug();
     for binary in binaries {
         image = image.binary(binary)?;
+        if binary.file_name().is_some_and(|n| n == "metallb-gather") {
+            image = image.symlink(GATHER_PATH, &format!("/{BIN_DIR}/metallb-gather"));
+        }
     }
     Ok(image)
 }
@@ -164,7 +178,28 @@ impl Image {
         Ok(self)
     }
 
+    /// Adds a symbolic link at `inside` (no leading slash) pointing to `target`.
+    pub fn symlink(mut self, inside: &str, target: &str) -> Image {
+        self.add_entry(
+            inside,
+            Entry::Symlink {
+                target: target.to_owned(),
+            },
+        );
+        self
+    }
+
     fn add_file(&mut self, inside: &str, source: &Path, mode: u32, strip: bool) {
+        let entry = Entry::File {
+            source: source.to_owned(),
+            mode,
+            strip,
+        };
+        self.add_entry(inside, entry);
+    }
+
+    /// Adds `entry` at `inside` and the directories above it.
+    fn add_entry(&mut self, inside: &str, entry: Entry) {
         let mut parent = Path::new(inside).parent();
         while let Some(dir) = parent.filter(|d| !d.as_os_str().is_empty()) {
             self.entries
@@ -172,14 +207,7 @@ impl Image {
                 .or_insert(Entry::Dir { mode: 0o755 });
             parent = dir.parent();
         }
-        self.entries.insert(
-            inside.to_owned(),
-            Entry::File {
-                source: source.to_owned(),
-                mode,
-                strip,
-            },
-        );
+        self.entries.insert(inside.to_owned(), entry);
     }
 
     /// Writes the OCI image layout tar to `out` (through a temporary file renamed at the end,
@@ -265,6 +293,7 @@ impl Image {
         for (path, entry) in &self.entries {
             match entry {
                 Entry::Dir { mode } => tar.dir(path, *mode)?,
+                Entry::Symlink { target } => tar.symlink(path, target)?,
                 Entry::File {
                     source,
                     mode,

@@ -24,9 +24,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Cmd {
-    /// The product image: metallb-operator, metallb-controller and metallb-speaker.
+    /// The product image: metallb-operator, metallb-controller, metallb-speaker and
+    /// metallb-gather (also at /usr/bin/gather).
     Product {
-        /// Directory holding the three binaries (e.g. target/debug).
+        /// Directory holding the four binaries (e.g. target/debug).
         #[arg(long)]
         bin_dir: PathBuf,
         #[arg(long, default_value = PRODUCT_REFERENCE)]
