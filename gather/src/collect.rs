@@ -4,12 +4,27 @@
 use std::future::Future;
 use std::time::Duration;
 
+use futures::TryFutureExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ApiResource, AttachParams, DynamicObject, ListParams, LogParams};
 use kube::discovery::{self, Scope};
+use kube::error::DiscoveryError;
 use kube::{Client, Resource};
 use serde_json::Value;
 use tokio::io::AsyncReadExt;
+
+/// A kube error as one line: the API server's message alone for an API error (its whole
+/// `Status` says the same thing three times).
+struct Short(kube::Error);
+
+impl std::fmt::Display for Short {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            kube::Error::Api(status) => write!(f, "{} ({})", status.message, status.code),
+            other => write!(f, "{other}"),
+        }
+    }
+}
 
 /// Runs `call` under `timeout`; the error is a sentence naming `what`.
 pub async fn bounded<T, E: std::fmt::Display>(
@@ -44,8 +59,8 @@ pub async fn kinds(client: &Client, timeout: Duration, group: &str) -> Result<Ve
     let what = format!("discovery of {group}");
     match tokio::time::timeout(timeout, discovery::group(client, group)).await {
         Err(_) => Err(format!("{what}: no answer within {timeout:?}")),
-        Ok(Err(kube::Error::Api(status))) if status.code == 404 => Ok(Vec::new()),
-        Ok(Err(error)) => Err(format!("{what}: {error}")),
+        Ok(Err(kube::Error::Discovery(DiscoveryError::MissingApiGroup(_)))) => Ok(Vec::new()),
+        Ok(Err(error)) => Err(format!("{what}: {}", Short(error))),
         Ok(Ok(api_group)) => Ok(api_group
             .recommended_resources()
             .into_iter()
@@ -72,7 +87,9 @@ pub async fn list(
     };
     let where_ = namespace.map_or("all namespaces".to_owned(), |ns| format!("namespace {ns}"));
     let what = format!("listing {} in {where_}", resource.plural);
-    let list = bounded(timeout, &what, api.list(&ListParams::default())).await?;
+    let params = ListParams::default();
+    let call = api.list(&params).map_err(Short);
+    let list = bounded(timeout, &what, call).await?;
     Ok(list
         .items
         .into_iter()
@@ -95,7 +112,7 @@ pub async fn get(
 ) -> Result<Value, String> {
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, resource);
     let what = format!("reading {} {namespace}/{name}", resource.kind);
-    let object = bounded(timeout, &what, api.get(name)).await?;
+    let object = bounded(timeout, &what, api.get(name).map_err(Short)).await?;
     let mut object = serde_json::to_value(object).map_err(|e| format!("{what}: {e}"))?;
     object["apiVersion"] = Value::from(resource.api_version.clone());
     object["kind"] = Value::from(resource.kind.clone());
@@ -119,7 +136,7 @@ pub async fn log(
     };
     let which = if previous { "previous " } else { "" };
     let what = format!("{which}log of {pod}/{container}");
-    bounded(timeout, &what, pods.logs(pod, &params)).await
+    bounded(timeout, &what, pods.logs(pod, &params).map_err(Short)).await
 }
 
 /// `metallb-speaker show <what> --json` in the speaker container of `pod`: its standard
@@ -137,7 +154,7 @@ pub async fn show(
         let mut process = pods
             .exec(pod, ["metallb-speaker", "show", what, "--json"], &params)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| Short(e).to_string())?;
         let (mut stdout, mut stderr) = (process.stdout(), process.stderr());
         let status = process.take_status();
         let (mut out, mut err) = (Vec::new(), Vec::new());
