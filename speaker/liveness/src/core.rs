@@ -1,0 +1,736 @@
+//! One speaker's liveness core: heartbeats on the ring, probes, SWIM-style suspicion and
+//! refutation with incarnations, news piggybacked and forwarded at once, and the rules of
+//! [`crate::rules`] applied at every tick.
+
+use std::{
+    collections::{BTreeMap, BTreeSet, VecDeque},
+    time::{Duration, Instant},
+};
+
+use thiserror::Error;
+
+use crate::{
+    config::{Config, ConfigError},
+    packet::{Entry, Key, Kind, MAX_ENTRIES, Packet, PacketError, StandDown, Status},
+    ring::{self, node_id},
+    rules::{self, Basis, Claim, Facts, LeaseView, OwnState},
+    view::{Event, NodeReason, NodeView, View},
+};
+
+/// A datagram to send to a node's heartbeat port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transmit {
+    /// The receiving node's name; the driver knows its address.
+    pub to: String,
+    /// The packet.
+    pub bytes: Vec<u8>,
+}
+
+/// The outcome of one Lease renewal, as the driver's renewer reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Renewal {
+    /// The write succeeded; `sent_at` is when it was sent (the conservative end).
+    Succeeded {
+        /// When the request went out.
+        sent_at: Instant,
+    },
+    /// The write failed or timed out.
+    Failed,
+}
+
+/// Why an authentic-looking datagram was dropped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
+pub enum ReceiveError {
+    /// Not a packet, or not ours (see [`PacketError`]).
+    #[error(transparent)]
+    Packet(#[from] PacketError),
+    /// Addressed to another node.
+    #[error("addressed to node {0:#018x}, not to this one")]
+    NotForUs(u64),
+    /// The sender holds no Lease we know of (or is this node).
+    #[error("unknown sender {0:#018x}")]
+    UnknownSender(u64),
+    /// A sequence number at or below the last one accepted from that sender.
+    #[error("sequence {sequence} is not above the last accepted {last}")]
+    Replayed {
+        /// The last accepted sequence.
+        last: u64,
+        /// The packet's.
+        sequence: u64,
+    },
+}
+
+impl ReceiveError {
+    /// A fixed snake_case name for a drop counter's label.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Packet(error) => error.label(),
+            Self::NotForUs(_) => "not_for_us",
+            Self::UnknownSender(_) => "unknown_sender",
+            Self::Replayed { .. } => "replayed",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Probe {
+    until: Instant,
+    next: Instant,
+}
+
+#[derive(Clone, Debug)]
+struct Member {
+    name: String,
+    incarnation: u64,
+    status: Status,
+    stand_down: StandDown,
+    accuser: u64,
+    /// When the status last changed here.
+    since: Instant,
+    last_sequence: Option<u64>,
+    last_heard: Option<Instant>,
+    /// Set while this node expects its heartbeats: since when.
+    monitored_since: Option<Instant>,
+    probe: Option<Probe>,
+    /// When we last told it that it is dead here.
+    noticed_at: Option<Instant>,
+}
+
+/// Rank of a status at one incarnation: a higher one overrides a lower (SWIM's order).
+fn rank(status: Status) -> u8 {
+    match status {
+        Status::Alive => 0,
+        Status::Suspect => 1,
+        Status::Dead => 2,
+        Status::Left => 3,
+    }
+}
+
+/// One speaker's liveness. See the crate documentation for how to drive it.
+#[derive(Debug)]
+pub struct Liveness {
+    config: Config,
+    key: Key,
+    me: String,
+    my_id: u64,
+    incarnation: u64,
+    sequence: u64,
+    stand_down: StandDown,
+    leaving: bool,
+    started: Instant,
+    last_renewal: Option<Instant>,
+    renewal_failures: u32,
+    members: BTreeMap<u64, Member>,
+    ids: BTreeMap<String, u64>,
+    leases: BTreeMap<String, LeaseView>,
+    claims: BTreeMap<String, Claim>,
+    ring_dirty: bool,
+    targets: Vec<u64>,
+    monitored: Vec<u64>,
+    suspects: BTreeSet<u64>,
+    /// News to piggyback, by node, with the rounds it still rides along.
+    news: BTreeMap<u64, (Entry, u8)>,
+    urgent: bool,
+    next_tick: Instant,
+    last_round: Option<Instant>,
+    last_heard_any: Option<Instant>,
+    own: OwnState,
+    basis: Basis,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+}
+
+impl Liveness {
+    /// The core of node `me`. `boot` must grow across restarts of this speaker (the driver
+    /// passes the wall-clock time in microseconds since the epoch at start): it is the first
+    /// sequence number and incarnation, so that peers accept a restarted speaker at once.
+    ///
+    /// # Errors
+    ///
+    /// A [`Config`] that does not validate.
+    pub fn new(
+        config: Config,
+        me: &str,
+        key: Key,
+        boot: u64,
+        now: Instant,
+    ) -> Result<Self, ConfigError> {
+        config.validate()?;
+        Ok(Self {
+            config,
+            key,
+            me: me.to_owned(),
+            my_id: node_id(me),
+            incarnation: boot,
+            sequence: boot,
+            stand_down: StandDown::default(),
+            leaving: false,
+            started: now,
+            last_renewal: None,
+            renewal_failures: 0,
+            members: BTreeMap::new(),
+            ids: BTreeMap::new(),
+            leases: BTreeMap::new(),
+            claims: BTreeMap::new(),
+            ring_dirty: true,
+            targets: Vec::new(),
+            monitored: Vec::new(),
+            suspects: BTreeSet::new(),
+            news: BTreeMap::new(),
+            urgent: false,
+            next_tick: now,
+            last_round: None,
+            last_heard_any: None,
+            own: OwnState::Normal,
+            basis: Basis::Heartbeats,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+        })
+    }
+
+    /// A speaker Lease was seen (created or renewed) by the watch. Its holder becomes a
+    /// member: heartbeats from it are accepted and it gets a place on the ring.
+    pub fn observe_lease(&mut self, now: Instant, node: &str, lease: LeaseView) {
+        match self.leases.get_mut(node) {
+            Some(known) => *known = lease,
+            None => {
+                self.leases.insert(node.to_owned(), lease);
+            }
+        }
+        if node == self.me || self.ids.contains_key(node) {
+            return;
+        }
+        let id = node_id(node);
+        self.ids.insert(node.to_owned(), id);
+        self.members.insert(
+            id,
+            Member {
+                name: node.to_owned(),
+                incarnation: 0,
+                status: Status::Alive,
+                stand_down: StandDown::default(),
+                accuser: id,
+                since: now,
+                last_sequence: None,
+                last_heard: None,
+                monitored_since: None,
+                probe: None,
+                noticed_at: None,
+            },
+        );
+        self.ring_dirty = true;
+        self.refresh_ring(now);
+    }
+
+    /// A speaker Lease was deleted (a planned exit, or the node is gone): it is no member.
+    pub fn forget_lease(&mut self, now: Instant, node: &str) {
+        self.leases.remove(node);
+        if let Some(id) = self.ids.remove(node) {
+            self.members.remove(&id);
+            self.suspects.remove(&id);
+            self.news.remove(&id);
+            self.claims.remove(node);
+            self.ring_dirty = true;
+            self.refresh_ring(now);
+        }
+    }
+
+    /// This node's own Lease renewal finished.
+    pub fn renewal(&mut self, now: Instant, outcome: Renewal) {
+        match outcome {
+            Renewal::Succeeded { sent_at } => {
+                self.last_renewal = Some(self.last_renewal.map_or(sent_at, |at| at.max(sent_at)));
+                self.renewal_failures = 0;
+            }
+            Renewal::Failed => self.renewal_failures = self.renewal_failures.saturating_add(1),
+        }
+        self.refresh_state(now);
+    }
+
+    /// The value to write with this node's next Lease renewal (one annotation, no extra
+    /// request): how many peers it heard directly within the detection time.
+    pub fn lease_peers(&self, now: Instant) -> u16 {
+        let heard = self.members.values().filter(|m| self.heard(m, now)).count();
+        u16::try_from(heard).unwrap_or(u16::MAX)
+    }
+
+    /// Leaves on purpose (SIGTERM): peers drop this node at once instead of after the
+    /// detection time. Keep driving the core for a few intervals so the news goes out.
+    pub fn leave(&mut self, now: Instant) {
+        self.leaving = true;
+        self.push_self_news(Status::Left);
+        self.refresh_state(now);
+    }
+
+    /// Processes a datagram received on the heartbeat port.
+    ///
+    /// # Errors
+    ///
+    /// See [`ReceiveError`]: the core is unchanged then.
+    pub fn handle_packet(&mut self, now: Instant, bytes: &[u8]) -> Result<(), ReceiveError> {
+        let packet = Packet::decode(bytes, &self.key)?;
+        if packet.to != self.my_id {
+            return Err(ReceiveError::NotForUs(packet.to));
+        }
+        let member = self
+            .members
+            .get_mut(&packet.from)
+            .ok_or(ReceiveError::UnknownSender(packet.from))?;
+        if let Some(last) = member.last_sequence.filter(|&last| packet.sequence <= last) {
+            return Err(ReceiveError::Replayed {
+                last,
+                sequence: packet.sequence,
+            });
+        }
+        member.last_sequence = Some(packet.sequence);
+        member.last_heard = Some(now);
+        member.probe = None;
+        self.last_heard_any = Some(now);
+        let renewal_age = packet.api_age_ms.map(|ms| Duration::from_millis(ms.into()));
+        self.claims.insert(
+            member.name.clone(),
+            Claim {
+                at: now,
+                renewal_age,
+            },
+        );
+        self.apply(
+            now,
+            Entry {
+                node: packet.from,
+                incarnation: packet.incarnation,
+                status: Status::Alive,
+                stand_down: packet.stand_down,
+                accuser: packet.from,
+            },
+        );
+        for entry in &packet.entries {
+            self.apply(now, *entry);
+        }
+        if packet.kind == Kind::Probe {
+            self.send(now, packet.from, Kind::Heartbeat, self.current_news());
+        }
+        self.notice_if_dead(now, packet.from, packet.incarnation);
+        self.refresh_ring(now);
+        self.flush_urgent(now);
+        Ok(())
+    }
+
+    /// Runs the timers: ticks, probes, suspicions, and the rules. Call it at
+    /// [`Liveness::poll_timeout`], or earlier (it does nothing early).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let expired: Vec<u64> = self
+            .suspects
+            .iter()
+            .copied()
+            .filter(|id| self.members[id].since + self.config.suspicion <= now)
+            .collect();
+        for id in expired {
+            let m = &self.members[&id];
+            let entry = self.entry_of(id, m, Status::Dead);
+            self.apply(now, entry);
+        }
+        for id in self.monitored.clone() {
+            self.check_monitored(now, id);
+        }
+        self.refresh_ring(now);
+        if now >= self.next_tick {
+            self.refresh_state(now);
+            self.round(now);
+            // From now, not from the missed deadline: a late driver does not burst.
+            self.next_tick = now + self.config.interval;
+        }
+        self.flush_urgent(now);
+    }
+
+    /// The next packet to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// The next event to log.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`Liveness::handle_timeout`] has work next. Packets owed at once after any call
+    /// are queued already: drain [`Liveness::poll_transmit`] after each.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut next = self.next_tick;
+        if self.urgent
+            && let Some(last) = self.last_round
+        {
+            next = next.min(last + self.config.min_gap);
+        }
+        for id in &self.monitored {
+            let m = &self.members[id];
+            // Only a live node is probed; a suspect has its suspicion timer below.
+            if m.status != Status::Alive {
+                continue;
+            }
+            let at = match m.probe {
+                Some(probe) => probe.next.min(probe.until),
+                None => self.silence_deadline(m),
+            };
+            next = next.min(at);
+        }
+        for id in &self.suspects {
+            next = next.min(self.members[id].since + self.config.suspicion);
+        }
+        Some(next)
+    }
+
+    /// This node's state.
+    pub fn own_state(&self) -> &OwnState {
+        &self.own
+    }
+
+    /// The nodes counted alive: the planner's `Cluster::alive`.
+    pub fn candidates(&self, now: Instant) -> BTreeSet<String> {
+        self.view(now).candidates
+    }
+
+    /// Everything for `show`, metrics and the planner.
+    pub fn view(&self, now: Instant) -> View {
+        let mut nodes = BTreeMap::new();
+        let mut candidates = BTreeSet::new();
+        if self.own.is_normal() && !self.leaving {
+            candidates.insert(self.me.clone());
+        }
+        for m in self.members.values() {
+            let lease = self.leases.get(&m.name);
+            let reason = match self.basis {
+                Basis::Leases if lease.is_some_and(|l| l.expires_at > now) => NodeReason::Candidate,
+                Basis::Leases => NodeReason::LeaseExpired,
+                Basis::Heartbeats => match m.status {
+                    Status::Dead => NodeReason::Dead,
+                    Status::Left => NodeReason::Left,
+                    _ if m.stand_down.fenced => NodeReason::Fenced,
+                    _ if m.stand_down.isolated => NodeReason::Isolated,
+                    _ if lease.is_none_or(|l| l.proven_stale(self.last_renewal)) => {
+                        NodeReason::LeaseStale
+                    }
+                    Status::Suspect => NodeReason::Suspected,
+                    Status::Alive => NodeReason::Candidate,
+                },
+            };
+            if reason.counts() {
+                candidates.insert(m.name.clone());
+            }
+            let view = NodeView {
+                status: m.status,
+                incarnation: m.incarnation,
+                stand_down: m.stand_down,
+                heard: self.heard(m, now),
+                reason,
+            };
+            nodes.insert(m.name.clone(), view);
+        }
+        View {
+            own: self.own.clone(),
+            basis: self.basis,
+            candidates,
+            nodes,
+        }
+    }
+
+    /// Renewals that failed since the last success.
+    pub fn renewal_failures(&self) -> u32 {
+        self.renewal_failures
+    }
+
+    fn heard(&self, m: &Member, now: Instant) -> bool {
+        m.last_heard
+            .is_some_and(|at| now.saturating_duration_since(at) <= self.config.detection())
+    }
+
+    fn silence_deadline(&self, m: &Member) -> Instant {
+        let since = m.monitored_since.unwrap_or(self.started);
+        m.last_heard.map_or(since, |at| at.max(since)) + self.config.detection()
+    }
+
+    /// Probes a monitored node that fell silent; suspects it when the probes go unanswered.
+    fn check_monitored(&mut self, now: Instant, id: u64) {
+        let deadline = self.silence_deadline(&self.members[&id]);
+        let m = &self.members[&id];
+        if m.status != Status::Alive || now < deadline {
+            return;
+        }
+        match m.probe {
+            None => {
+                let probe = Probe {
+                    until: now + self.config.probe,
+                    next: now + self.config.probe_gap(),
+                };
+                self.members.get_mut(&id).expect("monitored").probe = Some(probe);
+                self.send(now, id, Kind::Probe, Vec::new());
+            }
+            Some(probe) if now >= probe.until => {
+                let member = self.members.get_mut(&id).expect("monitored");
+                member.probe = None;
+                let entry = Entry {
+                    node: id,
+                    incarnation: member.incarnation,
+                    status: Status::Suspect,
+                    stand_down: member.stand_down,
+                    accuser: self.my_id,
+                };
+                self.apply(now, entry);
+                // The suspect hears it first, so its refutation races the suspicion.
+                self.send(now, id, Kind::Heartbeat, vec![entry]);
+            }
+            Some(probe) if now >= probe.next => {
+                let next = now + self.config.probe_gap();
+                self.members.get_mut(&id).expect("monitored").probe = Some(Probe { next, ..probe });
+                self.send(now, id, Kind::Probe, Vec::new());
+            }
+            Some(_) => {}
+        }
+    }
+
+    /// Applies a piece of news if it overrides what we know; new news is forwarded.
+    fn apply(&mut self, now: Instant, entry: Entry) {
+        if entry.node == self.my_id {
+            self.about_me(entry);
+            return;
+        }
+        let Some(m) = self.members.get_mut(&entry.node) else {
+            return;
+        };
+        let newer = entry.incarnation > m.incarnation
+            || (entry.incarnation == m.incarnation && rank(entry.status) > rank(m.status));
+        if !newer {
+            return;
+        }
+        let before = (m.status, m.stand_down);
+        m.incarnation = entry.incarnation;
+        m.status = entry.status;
+        m.stand_down = entry.stand_down;
+        m.accuser = entry.accuser;
+        let name = m.name.clone();
+        if before.0 != entry.status {
+            m.since = now;
+            if entry.status == Status::Suspect {
+                self.suspects.insert(entry.node);
+            } else {
+                self.suspects.remove(&entry.node);
+            }
+            if (entry.status == Status::Left) != (before.0 == Status::Left) {
+                self.ring_dirty = true;
+            }
+            let by = self.name_of(entry.accuser);
+            self.events.push_back(match entry.status {
+                Status::Alive => Event::Alive { node: name.clone() },
+                Status::Suspect => Event::Suspected {
+                    node: name.clone(),
+                    by,
+                },
+                Status::Dead => Event::Dead {
+                    node: name.clone(),
+                    by,
+                },
+                Status::Left => Event::Left { node: name.clone() },
+            });
+        }
+        if before.1 != entry.stand_down {
+            self.events.push_back(Event::StandDown {
+                node: name,
+                stand_down: entry.stand_down,
+            });
+        }
+        self.news.insert(entry.node, (entry, self.config.repeat));
+        self.urgent = true;
+    }
+
+    /// News about this node: a suspicion or death at our incarnation is refuted with a
+    /// higher one (a leaving node lets it stand).
+    fn about_me(&mut self, entry: Entry) {
+        if self.leaving || entry.incarnation < self.incarnation {
+            return;
+        }
+        if entry.status != Status::Alive || entry.incarnation > self.incarnation {
+            self.incarnation = entry.incarnation + 1;
+            self.events.push_back(Event::Refuted {
+                incarnation: self.incarnation,
+            });
+            self.push_self_news(Status::Alive);
+        }
+    }
+
+    /// Tells a node that talks to us while we hold it dead, so that it refutes.
+    fn notice_if_dead(&mut self, now: Instant, id: u64, incarnation: u64) {
+        let m = &self.members[&id];
+        let dead = matches!(m.status, Status::Dead | Status::Left) && m.incarnation >= incarnation;
+        if !dead
+            || m.noticed_at
+                .is_some_and(|at| now < at + self.config.interval)
+        {
+            return;
+        }
+        let entry = self.entry_of(id, m, m.status);
+        self.members.get_mut(&id).expect("known").noticed_at = Some(now);
+        self.send(now, id, Kind::Heartbeat, vec![entry]);
+    }
+
+    fn entry_of(&self, id: u64, m: &Member, status: Status) -> Entry {
+        Entry {
+            node: id,
+            incarnation: m.incarnation,
+            status,
+            stand_down: m.stand_down,
+            accuser: m.accuser,
+        }
+    }
+
+    fn push_self_news(&mut self, status: Status) {
+        let entry = Entry {
+            node: self.my_id,
+            incarnation: self.incarnation,
+            status,
+            stand_down: self.stand_down,
+            accuser: self.my_id,
+        };
+        self.news.insert(self.my_id, (entry, self.config.repeat));
+        self.urgent = true;
+    }
+
+    fn name_of(&self, id: u64) -> String {
+        if id == self.my_id {
+            return self.me.clone();
+        }
+        self.members
+            .get(&id)
+            .map_or_else(|| format!("{id:#018x}"), |m| m.name.clone())
+    }
+
+    /// Re-applies the rules; a change of this node's stand-down flags is news.
+    fn refresh_state(&mut self, now: Instant) {
+        let heard_any = self
+            .last_heard_any
+            .unwrap_or(self.started)
+            .max(self.started);
+        let peers = self
+            .members
+            .values()
+            .any(|m| !matches!(m.status, Status::Left));
+        let silence_since =
+            (peers && now >= heard_any + self.config.detection()).then_some(heard_any);
+        let facts = Facts {
+            me: &self.me,
+            now,
+            last_renewal: self.last_renewal,
+            claims: &self.claims,
+            leases: &self.leases,
+            silence_since,
+        };
+        let (own, basis) = rules::decide(&self.config, &facts);
+        if std::mem::discriminant(&own) != std::mem::discriminant(&self.own) {
+            self.events.push_back(Event::OwnState {
+                from: self.own.clone(),
+                to: own.clone(),
+            });
+        }
+        if basis != self.basis {
+            self.events.push_back(Event::Basis { to: basis });
+        }
+        let stand_down = StandDown {
+            fenced: matches!(own, OwnState::Fenced { .. }),
+            isolated: matches!(own, OwnState::Isolated { .. }),
+        };
+        self.own = own;
+        self.basis = basis;
+        if stand_down != self.stand_down && !self.leaving {
+            self.stand_down = stand_down;
+            self.incarnation += 1;
+            self.push_self_news(Status::Alive);
+        }
+    }
+
+    /// Recomputes targets and monitored nodes after a membership change. Dead nodes keep
+    /// their place: heartbeats to them are how a healed partition or a node wrongly held dead
+    /// finds out and refutes, and the ring does not reshuffle (and lose monitors) on every
+    /// death. Only nodes that left or lost their Lease are off the ring.
+    fn refresh_ring(&mut self, now: Instant) {
+        if !std::mem::take(&mut self.ring_dirty) {
+            return;
+        }
+        let mut ring: Vec<u64> = self
+            .members
+            .iter()
+            .filter(|(_, m)| m.status != Status::Left)
+            .map(|(id, _)| *id)
+            .collect();
+        ring.push(self.my_id);
+        ring.sort_unstable();
+        self.targets = ring::targets(&ring, self.my_id);
+        let monitored = ring::monitored(&ring, self.my_id);
+        for (id, m) in &mut self.members {
+            if monitored.contains(id) {
+                m.monitored_since.get_or_insert(now);
+            } else {
+                m.monitored_since = None;
+                m.probe = None;
+            }
+        }
+        self.monitored = monitored;
+    }
+
+    /// The news of the next round, without using up its repeats.
+    fn current_news(&self) -> Vec<Entry> {
+        let mut news: Vec<(u8, Entry)> = self.news.values().map(|(e, left)| (*left, *e)).collect();
+        // The freshest news first, when there is more than a packet holds.
+        news.sort_by_key(|(left, _)| std::cmp::Reverse(*left));
+        news.into_iter().take(MAX_ENTRIES).map(|(_, e)| e).collect()
+    }
+
+    /// One heartbeat to every target, with the news; each piece rides `repeat` rounds.
+    fn round(&mut self, now: Instant) {
+        let entries = self.current_news();
+        for entry in &entries {
+            if let Some((_, left)) = self.news.get_mut(&entry.node) {
+                *left -= 1;
+            }
+        }
+        self.news.retain(|_, (_, left)| *left > 0);
+        for id in self.targets.clone() {
+            self.send(now, id, Kind::Heartbeat, entries.clone());
+        }
+        self.last_round = Some(now);
+        self.urgent = false;
+    }
+
+    /// Forwards fresh news at once, unless a round went out less than `min_gap` ago.
+    fn flush_urgent(&mut self, now: Instant) {
+        if self.urgent
+            && self
+                .last_round
+                .is_none_or(|at| now >= at + self.config.min_gap)
+        {
+            self.round(now);
+        }
+    }
+
+    fn send(&mut self, now: Instant, to: u64, kind: Kind, entries: Vec<Entry>) {
+        let Some(member) = self.members.get(&to) else {
+            return;
+        };
+        self.sequence += 1;
+        let api_age_ms = self.last_renewal.map(|at| {
+            u32::try_from(now.saturating_duration_since(at).as_millis()).unwrap_or(u32::MAX - 1)
+        });
+        let packet = Packet {
+            kind,
+            from: self.my_id,
+            to,
+            sequence: self.sequence,
+            incarnation: self.incarnation,
+            stand_down: self.stand_down,
+            api_age_ms,
+            entries,
+        };
+        self.transmits.push_back(Transmit {
+            to: member.name.clone(),
+            bytes: packet.encode(&self.key),
+        });
+    }
+}
