@@ -60,9 +60,10 @@ pub enum ConfigError {
         /// The configured interval.
         interval: Duration,
     },
-    /// The margin must leave time to renew: fencing before the first renewal is due would
-    /// fence every speaker all the time.
-    #[error("the fence margin {margin:?} leaves no time within the lease duration {lease:?}")]
+    /// The margin must leave `lease - margin` above three renewal intervals: otherwise, in a
+    /// control-plane outage, a speaker whose last renewal came one interval before a peer's
+    /// would still hear that peer vouch for the API, and fence.
+    #[error("the fence margin {margin:?} is above a quarter of the lease duration {lease:?}")]
     MarginTooLong {
         /// The configured margin.
         margin: Duration,
@@ -87,7 +88,7 @@ impl Config {
                 interval: self.interval,
             });
         }
-        if self.fence_margin.saturating_mul(2) >= self.lease_duration {
+        if self.api_stale_after() <= self.renewal_interval() + self.vouch_within() {
             return Err(ConfigError::MarginTooLong {
                 margin: self.fence_margin,
                 lease: self.lease_duration,
@@ -110,6 +111,19 @@ impl Config {
     /// The age of the last successful renewal at which the API counts as lost.
     pub fn api_stale_after(&self) -> Duration {
         self.lease_duration.saturating_sub(self.fence_margin)
+    }
+
+    /// A peer vouches that the API works when its last successful renewal is younger than
+    /// this: two renewal intervals, so one slow or failed renewal does not matter, while in
+    /// an outage every peer's claim is older by the time anyone could fence.
+    pub fn vouch_within(&self) -> Duration {
+        self.renewal_interval().saturating_mul(2)
+    }
+
+    /// How long peers must have vouched without a break before a stale speaker fences: one
+    /// and a half renewal intervals, within which every speaker tries to renew again.
+    pub fn fence_after_vouch(&self) -> Duration {
+        self.renewal_interval() * 3 / 2
     }
 
     /// How often the driver renews the Lease (as `metallb_runtime::lease::NodeLease` does:

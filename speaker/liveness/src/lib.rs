@@ -11,8 +11,12 @@
 //! - **Topology.** Members are the holders of speaker Leases. They sit on a ring ordered by
 //!   [`node_id`] (SHA-256 of the name); each sends a heartbeat every [`Config::interval`] to
 //!   its successors at distances 1, 2, 4, ... and so is monitored by as many predecessors:
-//!   `ceil(log2 N)` packets per interval, 10 at 1,000 nodes. Dead and left nodes leave the
-//!   ring, so the live ones keep their monitors.
+//!   `ceil(log2 N)` packets per interval, 10 at 1,000 nodes. Dead nodes keep their place, so
+//!   the ring does not reshuffle on a death and a node wrongly held dead (a healed partition)
+//!   keeps hearing that it is, and refutes; nodes that left are off the ring. Alternatives
+//!   considered: all-to-all heartbeats (N - 1 packets per interval) and memberlist-style
+//!   random probing (constant traffic, but detection in seconds and a full membership
+//!   exchange on join).
 //! - **Detection.** A monitor that misses [`Config::missed`] heartbeats probes the silent
 //!   node a few times for [`Config::probe`] (a probe asks for an immediate heartbeat back, and
 //!   also repairs monitors whose rings briefly disagree); unanswered, it suspects it and tells

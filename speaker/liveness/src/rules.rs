@@ -4,8 +4,11 @@
 //! the table tests read like the rules.
 //!
 //! 1. **Fenced**: the last successful renewal is older than `lease_duration - fence_margin`
-//!    (or there never was one) while a peer heard within the detection time says its own is
-//!    younger. It is silent before its Lease expires in anyone's eyes.
+//!    (or there never was one) while a peer heard within a renewal interval says its own is
+//!    younger than two renewal intervals ([`Config::vouch_within`]): that peer's API works
+//!    now. This speaker is silent before its Lease expires in anyone's eyes. Peers must have
+//!    vouched for one and a half renewal intervals without a break, so that at the end of an
+//!    outage nobody fences while waiting for its next renewal.
 //! 2. **Control-plane outage**: nobody can renew, so nobody vouches, so nobody fences; the
 //!    candidates keep following the heartbeats alone, and Leases that did not expire while
 //!    the API was proven working are never held against anyone. Nothing moves.
@@ -108,31 +111,48 @@ pub struct Claim {
     pub renewal_age: Option<Duration>,
 }
 
-/// Rule 1: a peer heard within the detection time whose renewals are fresh by its own claim,
-/// when ours are not. The freshest such claim is returned.
+/// A peer that vouches that the API works now: heard within a renewal interval, its last
+/// successful renewal (as it said, plus the time since) younger than
+/// [`Config::vouch_within`]. The freshest such claim, with its age.
+pub fn vouch(
+    config: &Config,
+    now: Instant,
+    claims: &BTreeMap<String, Claim>,
+) -> Option<(String, Duration)> {
+    claims
+        .iter()
+        .filter(|(_, claim)| now.saturating_duration_since(claim.at) <= config.renewal_interval())
+        .filter_map(|(node, claim)| {
+            let age = claim.renewal_age? + now.saturating_duration_since(claim.at);
+            (age < config.vouch_within()).then_some((node, age))
+        })
+        .min_by_key(|(_, age)| *age)
+        .map(|(node, age)| (node.clone(), age))
+}
+
+/// Rule 1: our renewals are stale while a peer vouches, and peers have vouched without a
+/// break since `vouching_since` for at least [`Config::fence_after_vouch`]. That wait is
+/// what keeps the end of an outage from fencing anybody: the first speaker to renew vouches
+/// at once, and every other one renews within a renewal interval.
 pub fn fence(
     config: &Config,
     now: Instant,
     renewal_age: Option<Duration>,
-    claims: &BTreeMap<String, Claim>,
+    vouch: Option<(String, Duration)>,
+    vouching_since: Option<Instant>,
 ) -> Option<FenceReason> {
-    let stale_after = config.api_stale_after();
-    if renewal_age.is_some_and(|age| age < stale_after) {
+    if renewal_age.is_some_and(|age| age < config.api_stale_after()) {
         return None;
     }
-    claims
-        .iter()
-        .filter(|(_, claim)| now.saturating_duration_since(claim.at) <= config.detection())
-        .filter_map(|(node, claim)| {
-            let age = claim.renewal_age? + now.saturating_duration_since(claim.at);
-            (age < stale_after).then_some((node, age))
-        })
-        .min_by_key(|(_, age)| *age)
-        .map(|(node, age)| FenceReason {
-            renewal_age,
-            vouched_by: node.clone(),
-            peer_renewal_age: age,
-        })
+    let since = vouching_since?;
+    if now.saturating_duration_since(since) < config.fence_after_vouch() {
+        return None;
+    }
+    vouch.map(|(node, age)| FenceReason {
+        renewal_age,
+        vouched_by: node,
+        peer_renewal_age: age,
+    })
 }
 
 /// The Leases of nodes other than `me` that are not proven stale, with whether each was
@@ -191,7 +211,7 @@ pub fn nobody_hears_anybody(
 }
 
 /// What this speaker knows, for [`decide`].
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Facts<'a> {
     /// This node's name.
     pub me: &'a str,
@@ -199,8 +219,10 @@ pub struct Facts<'a> {
     pub now: Instant,
     /// When this speaker last renewed its Lease successfully (when the renewal was sent).
     pub last_renewal: Option<Instant>,
-    /// Peers' claims from their last direct heartbeats.
-    pub claims: &'a BTreeMap<String, Claim>,
+    /// The peer that vouches for the API now ([`vouch`]).
+    pub vouch: Option<(String, Duration)>,
+    /// Since when peers have vouched without a break.
+    pub vouching_since: Option<Instant>,
     /// The Leases this speaker observes.
     pub leases: &'a BTreeMap<String, LeaseView>,
     /// Since when no peer has been heard, if none has within the detection time and there are
@@ -213,7 +235,8 @@ pub fn decide(config: &Config, facts: &Facts<'_>) -> (OwnState, Basis) {
     let renewal_age = facts
         .last_renewal
         .map(|at| facts.now.saturating_duration_since(at));
-    if let Some(reason) = fence(config, facts.now, renewal_age, facts.claims) {
+    let vouch = facts.vouch.clone();
+    if let Some(reason) = fence(config, facts.now, renewal_age, vouch, facts.vouching_since) {
         return (OwnState::Fenced { reason }, Basis::Heartbeats);
     }
     let Some(silence) = facts.silence_since else {
