@@ -74,7 +74,7 @@ fn controller_child(args: &[String]) -> anyhow::Result<()> {
             })
             .await;
         };
-        metallb_controller::run(client, settings, Some(listener), stdin_closed).await?;
+        metallb_controller::run(client, settings, Some(listener.into()), stdin_closed).await?;
         Ok(())
     })
 }

@@ -8,7 +8,6 @@ use futures::FutureExt;
 use kube::Client;
 use kube::runtime::events::Reporter;
 use prometheus_client::registry::Registry;
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
@@ -40,11 +39,12 @@ pub struct Settings {
 }
 
 /// Runs the controller until `shutdown` resolves (then the Lease is released) or leadership
-/// is lost. `listener`, when given, serves `/metrics`, `/healthz` and `/readyz` meanwhile.
+/// is lost. `listener`, when given, serves `/metrics`, `/healthz` and `/readyz` meanwhile
+/// (a bound `TcpListener` converts into a plain one).
 pub async fn run(
     client: Client,
     settings: Settings,
-    listener: Option<TcpListener>,
+    listener: Option<admin::Listener>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
     let shutdown = shutdown.boxed().shared();

@@ -25,7 +25,7 @@ async fn main() -> ExitCode {
 async fn run(args: Args) -> anyhow::Result<()> {
     let settings = args.settings()?;
     let client = args.client.client().await?;
-    let listener = args.metrics.bind().await?;
+    let listener = args.metrics.listen(&client).await?;
     info!(
         namespace = %settings.namespace,
         lb_class = settings.lb_class.as_deref().unwrap_or(""),

@@ -1,8 +1,11 @@
-//! The admin endpoints every binary serves over plain HTTP: `/healthz` (the process answers),
-//! `/readyz` (whatever the binary says readiness is) and `/metrics` (OpenMetrics text of the
-//! binary's registry).
+//! The admin endpoints every binary serves: `/healthz` (the process answers), `/readyz`
+//! (whatever the binary says readiness is) and `/metrics` (OpenMetrics text of the binary's
+//! registry). Over plain HTTP by default; a [`Listener`] made [`Listener::secure`] serves
+//! HTTPS with `/metrics` behind the API server's authentication and authorization
+//! ([`crate::secure`]).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Router;
@@ -14,6 +17,8 @@ use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::info;
+
+use crate::secure::{self, Authorizer};
 
 /// Content type of the OpenMetrics text format.
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -86,16 +91,53 @@ pub async fn bind(host: Option<IpAddr>, port: u16) -> std::io::Result<TcpListene
     TcpListener::bind(addr).await
 }
 
+/// The paths only authorized callers reach on a secure listener.
+pub const PROTECTED: &[&str] = &["/metrics"];
+
+/// Where the admin endpoints are served: a bound socket, plain or secure.
+#[derive(Debug)]
+pub struct Listener {
+    tcp: TcpListener,
+    secure: Option<(PathBuf, Arc<Authorizer>)>,
+}
+
+impl Listener {
+    /// HTTPS with the certificate in `cert_dir`, [`PROTECTED`] paths checked by `authorizer`.
+    pub fn secure(tcp: TcpListener, cert_dir: PathBuf, authorizer: Arc<Authorizer>) -> Self {
+        Listener {
+            tcp,
+            secure: Some((cert_dir, authorizer)),
+        }
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.tcp.local_addr()
+    }
+}
+
+impl From<TcpListener> for Listener {
+    /// Plain HTTP, every path open.
+    fn from(tcp: TcpListener) -> Self {
+        Listener { tcp, secure: None }
+    }
+}
+
 /// Serves `router` on `listener` until `shutdown` resolves.
 pub async fn serve(
-    listener: TcpListener,
+    listener: impl Into<Listener>,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    if let Ok(addr) = listener.local_addr() {
+    let Listener { tcp, secure } = listener.into();
+    if let Some((cert_dir, authorizer)) = secure {
+        let router = secure::protect(router, authorizer, PROTECTED);
+        return secure::serve_tls(tcp, router, cert_dir, shutdown).await;
+    }
+    if let Ok(addr) = tcp.local_addr() {
         info!(%addr, "serving /healthz, /readyz and /metrics");
     }
-    axum::serve(listener, router)
+    axum::serve(tcp, router)
         .with_graceful_shutdown(shutdown)
         .await
 }

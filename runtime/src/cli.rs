@@ -7,6 +7,7 @@
 use std::io::IsTerminal;
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::ValueEnum;
@@ -98,12 +99,30 @@ pub struct MetricsArgs {
     /// Port of `/metrics`, `/healthz` and `/readyz`.
     #[arg(long, default_value_t = METRICS_PORT)]
     pub metrics_port: u16,
+    /// Serve HTTPS with the `tls.crt` and `tls.key` of this directory, `/metrics` only to
+    /// callers the API server authenticates and authorizes (`get` on `/metrics`); plain HTTP
+    /// when unset.
+    #[arg(long, env = "METALLB_METRICS_TLS_DIR")]
+    pub metrics_tls_dir: Option<PathBuf>,
 }
 
 impl MetricsArgs {
-    /// Binds the admin endpoints' listener.
+    /// Binds the admin endpoints' socket.
     pub async fn bind(&self) -> std::io::Result<TcpListener> {
         crate::admin::bind(self.metrics_host, self.metrics_port).await
+    }
+
+    /// Binds the admin endpoints' listener: secure with `--metrics-tls-dir`, asking the API
+    /// server through `client`, plain without.
+    pub async fn listen(&self, client: &Client) -> std::io::Result<crate::admin::Listener> {
+        let tcp = self.bind().await?;
+        Ok(match &self.metrics_tls_dir {
+            Some(dir) => {
+                let authorizer = Arc::new(crate::secure::Authorizer::new(client.clone()));
+                crate::admin::Listener::secure(tcp, dir.clone(), authorizer)
+            }
+            None => tcp.into(),
+        })
     }
 }
 

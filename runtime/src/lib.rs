@@ -6,6 +6,7 @@
 //!   (MetalLB's level names, text or JSON), flattened into each binary's own arguments;
 //! - [`shutdown`]: SIGTERM or Ctrl-C as a future any number of tasks can wait on;
 //! - [`admin`]: `/healthz`, `/readyz` and `/metrics`;
+//! - [`secure`]: the same over HTTPS, `/metrics` behind TokenReview and SubjectAccessReview;
 //! - [`lease`]: leader election and per-node Leases, where **every API call runs under a
 //!   deadline** and a leader gives up before its Lease can expire;
 //! - [`watch`]: discovery of optional kinds and reflector stores of every `metallb.io` kind;
@@ -20,6 +21,7 @@ pub mod cli;
 pub mod consts;
 pub mod events;
 pub mod lease;
+pub mod secure;
 pub mod shutdown;
 pub mod watch;
 pub mod writer;

@@ -58,7 +58,7 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
     let client = args.client.client().await?;
     let listener = args
         .metrics
-        .bind()
+        .listen(&client)
         .await
         .with_context(|| format!("binding the metrics port {}", args.metrics.metrics_port))?;
     let mut metrics = Metrics::default();

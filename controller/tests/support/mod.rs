@@ -101,7 +101,7 @@ impl Harness {
         let task = tokio::spawn(metallb_controller::run(
             self.client.clone(),
             settings,
-            Some(listener),
+            Some(listener.into()),
             shutdown,
         ));
         self.running = Some(Running { stop, task });

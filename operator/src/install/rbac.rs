@@ -133,6 +133,22 @@ fn controller_cluster_role() -> Vec<PolicyRule> {
         rule(&[""], &["namespaces"], &READ),
         rule(&["", "events.k8s.io"], &["events"], &["create", "patch"]),
     ]
+    .into_iter()
+    .chain(metrics_reviews())
+    .collect()
+}
+
+/// Asking the API server who a metrics scraper is and whether it may read `/metrics`
+/// (`--metrics-tls-dir`, see `metallb_runtime::secure`).
+fn metrics_reviews() -> [PolicyRule; 2] {
+    [
+        rule(&["authentication.k8s.io"], &["tokenreviews"], &["create"]),
+        rule(
+            &["authorization.k8s.io"],
+            &["subjectaccessreviews"],
+            &["create"],
+        ),
+    ]
 }
 
 fn speaker_role() -> Vec<PolicyRule> {
@@ -176,6 +192,9 @@ fn speaker_cluster_role() -> Vec<PolicyRule> {
         rule(&["discovery.k8s.io"], &["endpointslices"], &READ),
         rule(&["", "events.k8s.io"], &["events"], &["create", "patch"]),
     ]
+    .into_iter()
+    .chain(metrics_reviews())
+    .collect()
 }
 
 /// ServiceAccount, Role, ClusterRole and both bindings of one account.
