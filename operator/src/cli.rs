@@ -39,6 +39,20 @@ pub enum Command {
         /// Where to write.
         dir: Option<PathBuf>,
     },
+    /// Write the OLM bundle into DIR (default: bundle/ of the source tree).
+    Bundle {
+        /// Write nothing; fail when DIR differs from what would be written.
+        #[arg(long)]
+        check: bool,
+        /// The CSV's version.
+        #[arg(long, default_value = env!("CARGO_PKG_VERSION"))]
+        version: String,
+        /// The operator's (and operands') image.
+        #[arg(long, default_value = DEFAULT_OPERAND_IMAGE)]
+        image: String,
+        /// Where to write.
+        dir: Option<PathBuf>,
+    },
 }
 
 /// How to run the operator.

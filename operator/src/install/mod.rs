@@ -38,6 +38,8 @@ use metallb_runtime::consts::{OPERATOR_HTTP_PORT, WEBHOOK_PORT};
 
 use crate::webhook;
 
+pub use rbac::{AccountRules, accounts};
+
 /// Name of the operator's ServiceAccount, Deployment and RBAC objects.
 pub const OPERATOR: &str = "metallb-operator";
 
@@ -176,24 +178,26 @@ pub fn sync(dir: &Path, files: &[ManifestFile], fix: bool) -> Result<Vec<String>
 }
 
 /// Labels of every installed object.
-fn labels() -> BTreeMap<String, String> {
+pub(crate) fn labels() -> BTreeMap<String, String> {
     BTreeMap::from([
         ("app.kubernetes.io/name".to_owned(), OPERATOR.to_owned()),
         ("app.kubernetes.io/part-of".to_owned(), "metallb".to_owned()),
     ])
 }
 
-fn selector() -> BTreeMap<String, String> {
+pub(crate) fn selector() -> BTreeMap<String, String> {
     BTreeMap::from([("app.kubernetes.io/name".to_owned(), OPERATOR.to_owned())])
 }
 
 /// A Kubernetes object as JSON, with its `apiVersion` and `kind`.
-fn object<T: Serialize>(object: &T) -> Value {
+pub(crate) fn object<T: Serialize>(object: &T) -> Value {
     // k8s-openapi objects are plain data: serializing them to a JSON value cannot fail.
     serde_json::to_value(object).expect("Kubernetes objects serialize to JSON")
 }
 
-fn operator_deployment(namespace: &str, image: &str) -> Deployment {
+/// The operator's Deployment in `namespace`: the plain install's, and the base of the OLM
+/// bundle's.
+pub fn operator_deployment(namespace: &str, image: &str) -> Deployment {
     let env = |name: &str, value: &str| EnvVar {
         name: name.to_owned(),
         value: Some(value.to_owned()),

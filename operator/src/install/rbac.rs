@@ -66,6 +66,8 @@ fn operator_role() -> Vec<PolicyRule> {
         ),
         rule(&["apps"], &["deployments", "daemonsets"], &write),
         rule(&[""], &["services", "configmaps"], &write),
+        // Rendered when the cluster serves them (render::Monitoring).
+        rule(&["monitoring.coreos.com"], &["servicemonitors"], &write),
         // Secrets: the membership key and the webhook certificate (replaced on rotation).
         rule(
             &[""],
@@ -80,11 +82,22 @@ fn operator_role() -> Vec<PolicyRule> {
     ]
 }
 
-fn operator_cluster_role() -> Vec<PolicyRule> {
-    vec![
+fn operator_cluster_role(registration: bool) -> Vec<PolicyRule> {
+    let mut rules = vec![
         // The webhook validates against every configuration object and node.
         rule(&["metallb.io"], &CONFIG_KINDS, &READ),
         rule(&[""], &["nodes"], &READ),
+    ];
+    if registration {
+        rules.extend(registration_rules());
+    }
+    rules
+}
+
+/// What keeping the webhooks' `caBundle`s current takes; not needed when whoever mounts the
+/// certificate registers the webhooks (OLM).
+fn registration_rules() -> [PolicyRule; 2] {
+    [
         named(
             rule(
                 &["admissionregistration.k8s.io"],
@@ -248,25 +261,43 @@ fn account(
     ]
 }
 
+/// What one ServiceAccount may do.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AccountRules {
+    /// The ServiceAccount's name.
+    pub account: &'static str,
+    /// Rules in the MetalLB namespace (a Role).
+    pub namespaced: Vec<PolicyRule>,
+    /// Cluster-wide rules (a ClusterRole).
+    pub cluster: Vec<PolicyRule>,
+}
+
+/// The rules of the operator, the controller and the speakers. `registration`: the operator
+/// registers its webhooks itself (it manages their certificate).
+pub fn accounts(registration: bool) -> Vec<AccountRules> {
+    vec![
+        AccountRules {
+            account: OPERATOR,
+            namespaced: operator_role(),
+            cluster: operator_cluster_role(registration),
+        },
+        AccountRules {
+            account: names::CONTROLLER,
+            namespaced: controller_role(),
+            cluster: controller_cluster_role(),
+        },
+        AccountRules {
+            account: names::SPEAKER,
+            namespaced: speaker_role(),
+            cluster: speaker_cluster_role(),
+        },
+    ]
+}
+
 /// Every ServiceAccount and RBAC object of the install.
 pub(super) fn rbac(namespace: &str) -> Vec<Value> {
-    let mut objects = account(
-        namespace,
-        OPERATOR,
-        operator_role(),
-        operator_cluster_role(),
-    );
-    objects.extend(account(
-        namespace,
-        names::CONTROLLER,
-        controller_role(),
-        controller_cluster_role(),
-    ));
-    objects.extend(account(
-        namespace,
-        names::SPEAKER,
-        speaker_role(),
-        speaker_cluster_role(),
-    ));
-    objects
+    accounts(true)
+        .into_iter()
+        .flat_map(|a| account(namespace, a.account, a.namespaced, a.cluster))
+        .collect()
 }

@@ -40,6 +40,9 @@ pub const BGPPEER_CRD: &str = "bgppeers.metallb.io";
 /// How often managed certificates and registrations are checked.
 pub const CHECK_INTERVAL: Duration = Duration::from_secs(60);
 
+/// Pause between checks that the webhook server accepts connections.
+const LISTEN_PROBE: Duration = Duration::from_millis(100);
+
 /// Pause between attempts to obtain the first certificate.
 const FIRST_CERT_RETRY: Duration = Duration::from_secs(2);
 
@@ -114,7 +117,7 @@ pub fn url_host(url: &str) -> Option<String> {
 }
 
 /// Serves the webhooks until `shutdown` resolves. `ready` turns true once requests can be
-/// answered: the caches are filled and a certificate is in place.
+/// answered: the caches are filled, a certificate is in place and the server accepts connections.
 pub async fn run(
     client: Client,
     settings: WebhookSettings,
@@ -130,8 +133,8 @@ pub async fn run(
         match settings.certificates.clone() {
             Certificates::Mounted(dir) => {
                 info!(addr = %settings.addr, dir = %dir.display(), "serving webhooks with mounted certificates");
-                ready.send_replace(true);
-                serve(settings.addr, router, CertSource::Directory(dir), shutdown)
+                let server = serve(settings.addr, router, CertSource::Directory(dir), shutdown);
+                ready_when_listening(server, settings.addr, ready)
                     .await
                     .map_err(WebhookError::from)
             }
@@ -153,6 +156,34 @@ pub async fn run(
         result = serving => result,
         () = driver => Ok(()),
     }
+}
+
+/// Runs `server` and turns `ready` true once `addr` accepts connections, i.e. the server has
+/// read its certificate and bound: readiness then means the webhooks are served.
+async fn ready_when_listening<T>(
+    server: impl Future<Output = T>,
+    addr: SocketAddr,
+    ready: watch::Sender<bool>,
+) -> T {
+    let local = match addr.ip() {
+        ip if ip.is_unspecified() && ip.is_ipv4() => {
+            SocketAddr::from(([127, 0, 0, 1], addr.port()))
+        }
+        ip if ip.is_unspecified() => SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, addr.port())),
+        _ => addr,
+    };
+    let listening = async {
+        while tokio::net::TcpStream::connect(local).await.is_err() {
+            tokio::time::sleep(LISTEN_PROBE).await;
+        }
+    };
+    tokio::pin!(server);
+    tokio::select! {
+        outcome = &mut server => return outcome,
+        () = listening => {}
+    }
+    ready.send_replace(true);
+    server.await
 }
 
 /// Keeps the managed certificate, its files and the registrations current.
@@ -191,7 +222,7 @@ impl Manager {
             CertSource::Directory(dir.path().to_owned()),
             shutdown,
         );
-        ready.send_replace(true);
+        let server = ready_when_listening(server, addr, ready);
         let maintain = async {
             loop {
                 tokio::time::sleep(CHECK_INTERVAL).await;

@@ -21,7 +21,8 @@
 //! `hack/check-leftovers` verifies that after a test run.
 //!
 //! [`lab`] provides network labs (namespaces, a bridge, an FRR router) for the speaker, and
-//! [`cluster`] multi-node Kubernetes clusters on such a lab, with the product as pods.
+//! [`cluster`] multi-node Kubernetes clusters on such a lab, with the product as pods, and [`olm`]
+//! the OLM tools and OLM itself on such a cluster.
 
 mod binaries;
 mod client;
@@ -34,6 +35,7 @@ mod instance;
 mod kubeconfig;
 pub mod lab;
 mod namespace;
+pub mod olm;
 mod pki;
 mod proxy;
 pub mod state;
