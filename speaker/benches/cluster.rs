@@ -130,6 +130,19 @@ fn row(what: &str, mut samples: Vec<Duration>) -> String {
     )
 }
 
+/// A row per speaker: its memory now, `when`.
+fn memory(cluster: &ClusterLab, when: &str) -> String {
+    let mut rows = String::new();
+    for (index, host) in NODES.iter().enumerate() {
+        let (rss, peak) = cluster.pid(index).map(memory_kib).unwrap_or_default();
+        rows.push_str(&format!(
+            "| speaker memory, {when}, {} (RSS / peak) | {rss} / {peak} KiB |\n",
+            host.name(),
+        ));
+    }
+    rows
+}
+
 /// Requests the API server has served so far (its own counter, all verbs and resources).
 fn api_requests(cp: &ControlPlane) -> f64 {
     let text = cp.kubectl(["get", "--raw", "/metrics"]).unwrap();
@@ -174,10 +187,14 @@ fn main() {
 
     // API load at idle: three speakers, nothing else running.
     std::thread::sleep(Duration::from_secs(5));
+    out.push_str(&memory(&cluster, "idle, no Service"));
     let before = api_requests(cp);
     std::thread::sleep(IDLE);
     let with_speakers = (api_requests(cp) - before - 1.0) / IDLE.as_secs_f64();
     let per_speaker = (with_speakers - baseline).max(0.0) / 3.0;
+    out.push_str(&format!(
+        "| API requests per speaker at idle (10 s node Lease) | {per_speaker:.2} /s (server total {with_speakers:.2} /s, {baseline:.2} /s without speakers) |\n"
+    ));
 
     let settings = Settings {
         namespace: namespace.clone(),
@@ -282,21 +299,10 @@ fn main() {
     );
     let created = started.elapsed();
     std::thread::sleep(Duration::from_secs(5));
-    for (index, host) in NODES.iter().enumerate() {
-        let (rss, peak) = cluster.pid(index).map(memory_kib).unwrap_or_default();
-        out.push_str(&format!(
-            "| speaker memory, {MANY} Services, {} (RSS / peak) | {} / {} KiB |\n",
-            host.name(),
-            rss,
-            peak
-        ));
-    }
+    out.push_str(&memory(&cluster, &format!("{MANY} Services")));
     out.push_str(&format!(
         "| {MANY} Services created (API) -> the last one's route from all 3 nodes at FRR | {:.1} s |\n",
         created.as_secs_f64()
-    ));
-    out.push_str(&format!(
-        "| API requests per speaker at idle (10 s node Lease) | {per_speaker:.2} /s (server total {with_speakers:.2} /s, {baseline:.2} /s without speakers) |\n"
     ));
     stop.send(()).unwrap();
     let _ = runtime.block_on(controller);

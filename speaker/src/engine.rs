@@ -105,8 +105,8 @@ impl Engine {
     }
 
     /// Publishes the planner's output behind the current plan, for `show service`.
-    pub fn publish(&self, plan: metallb_plan::Plan) {
-        *self.plan.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(plan));
+    pub fn publish(&self, plan: Arc<metallb_plan::Plan>) {
+        *self.plan.write().unwrap_or_else(PoisonError::into_inner) = Some(plan);
     }
 
     /// The drivers' state: layer 2, BGP sessions, BFD sessions.

@@ -130,20 +130,29 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
         ..Last::default()
     };
     let mut dirty = true;
+    let mut alive = BTreeSet::new();
     let stopped = shutdown.wait();
     tokio::pin!(stopped);
     loop {
+        // Lease renewals change nothing the planner reads; only who is alive does.
+        let now_alive = observer.alive(Instant::now());
+        if now_alive != alive {
+            alive = now_alive;
+            dirty = true;
+        }
         if dirty && !shutdown.is_triggered() {
             dirty = false;
-            let alive = observer.alive(Instant::now());
             metrics
                 .alive
                 .set(i64::try_from(alive.len()).unwrap_or(i64::MAX));
-            last.replan(&watches, &scope, alive, &mut engine, &mut metrics)
+            last.replan(&watches, &scope, alive.clone(), &mut engine, &mut metrics)
                 .await;
-            let lease_fresh = renewals.borrow().fresh(duration, Instant::now());
-            ready.send_replace(lease_fresh && metrics.loaded.get() == 1);
         }
+        let lease_fresh = renewals.borrow().fresh(duration, Instant::now());
+        ready.send_if_modified(|ready| {
+            let now = lease_fresh && metrics.loaded.get() == 1;
+            std::mem::replace(ready, now) != now
+        });
         let expiry = observer
             .next_expiry(Instant::now())
             .map_or(duration, |at| at.saturating_duration_since(Instant::now()));
@@ -159,7 +168,10 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
                 let (l2, bgp, bfd) = engine.status();
                 metrics.refresh(&l2, &bgp, &bfd);
                 if let Some(plan) = &last.plan {
-                    statuses.publish(status::desired(plan, &bgp, &bfd));
+                    statuses.publish(status::Desired {
+                        services: last.statuses.clone(),
+                        sessions: status::sessions(plan, &bgp, &bfd),
+                    });
                 }
             }
             () = watches.changed() => {
@@ -167,9 +179,9 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
                 tokio::time::sleep(SETTLE).await;
                 dirty = true;
             }
-            () = observer.changed() => dirty = true,
-            _ = renewals.changed() => dirty = true,
-            () = tokio::time::sleep(expiry) => dirty = true,
+            () = observer.changed() => {}
+            _ = renewals.changed() => {}
+            () = tokio::time::sleep(expiry) => {}
         }
     }
     engine
@@ -195,7 +207,9 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
 /// The plan the engine carries out, and the problems last reported.
 #[derive(Debug, Default)]
 struct Last {
-    plan: Option<plan::Plan>,
+    plan: Option<Arc<plan::Plan>>,
+    /// The status objects of the Services `plan` announces.
+    statuses: Arc<status::ServiceStatuses>,
     problems: Vec<(String, String)>,
     /// Where `nodeAssigned` goes; none only before the recorder starts.
     events: Option<EventRecorder>,
@@ -220,7 +234,7 @@ impl Last {
                     info!("configuration accepted again");
                     self.problems.clear();
                 }
-                if self.plan.as_ref() != Some(&planned) {
+                if self.plan.as_deref() != Some(&planned) {
                     debug!(
                         layer2 = planned.layer2.len(),
                         peers = planned.peers.len(),
@@ -230,6 +244,8 @@ impl Last {
                     engine.apply(engine_plan);
                     metrics.announced(&planned);
                     self.assigned(watches, &planned).await;
+                    self.statuses = Arc::new(status::services(&planned));
+                    let planned = Arc::new(planned);
                     engine.publish(planned.clone());
                     self.plan = Some(planned);
                 }
@@ -254,7 +270,7 @@ impl Last {
         let pairs = |set: BTreeSet<Announced>| -> BTreeSet<(String, String)> {
             set.into_iter().map(|a| (a.service, a.protocol)).collect()
         };
-        let before = pairs(self.plan.as_ref().map(announcements).unwrap_or_default());
+        let before = pairs(self.plan.as_deref().map(announcements).unwrap_or_default());
         let now = pairs(announcements(planned));
         for (service, protocol) in now.difference(&before) {
             let Some((namespace, name)) = service.split_once('/') else {

@@ -17,6 +17,9 @@ use metallb_api::ipaddresspool::IPAddressPool;
 use metallb_api::validation::{self, Community as Value};
 use metallb_plan as plan;
 
+/// The label naming an EndpointSlice's Service.
+pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+
 /// Something left out of the plan, and why.
 pub type Skipped = (String, String);
 
@@ -297,7 +300,7 @@ fn endpoints(slices: &[&EndpointSlice]) -> BTreeMap<(String, String), Vec<plan::
     let mut out: BTreeMap<(String, String), Vec<plan::Endpoint>> = BTreeMap::new();
     for slice in slices {
         let labels = slice.metadata.labels.as_ref();
-        let Some(service) = labels.and_then(|l| l.get("kubernetes.io/service-name")) else {
+        let Some(service) = labels.and_then(|l| l.get(SERVICE_NAME_LABEL)) else {
             continue;
         };
         let namespace = slice.metadata.namespace.clone().unwrap_or_default();

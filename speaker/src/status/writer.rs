@@ -1,0 +1,440 @@
+//! The task that writes this node's status objects. It takes the latest desired set (a newer
+//! one replaces one not yet written), creates, updates and deletes only what differs, runs up
+//! to [`CONCURRENT`] calls at once, bounds every call by [`CALL_DEADLINE`], and retries a
+//! failed pass after [`RETRY`].
+//!
+//! What was written is remembered as a fingerprint of each status, not a copy: with 10,000
+//! Services the copies would be a good part of the speaker's memory.
+
+use std::collections::BTreeMap;
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::time::Duration;
+
+use futures::stream::{self, StreamExt};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client, Resource};
+use metallb_api::status::{
+    BGPSessionState, BGPSessionStateStatus, ServiceBGPStatus, ServiceL2Status,
+};
+use metallb_plan::ServiceKey;
+use metallb_runtime::consts::{
+    SPEAKER_FIELD_MANAGER, STATUS_NODE_LABEL, STATUS_SERVICE_NAME_LABEL,
+    STATUS_SERVICE_NAMESPACE_LABEL,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::{debug, warn};
+
+use super::Desired;
+
+/// The longest one API call may take.
+pub const CALL_DEADLINE: Duration = Duration::from_secs(5);
+
+/// How long a failed pass waits before the next.
+const RETRY: Duration = Duration::from_secs(2);
+
+/// Calls in flight at once: enough to write thousands of objects in seconds, few enough not
+/// to crowd out the speaker's Lease renewal on the same connection pool.
+const CONCURRENT: usize = 16;
+
+/// Hands desired sets to the writing task.
+#[derive(Debug)]
+pub struct StatusWriter {
+    desired: watch::Sender<Desired>,
+}
+
+impl StatusWriter {
+    /// Starts the task writing `node`'s objects in `namespace`, owned by `owner` when given.
+    pub fn start(
+        client: Client,
+        namespace: &str,
+        node: &str,
+        owner: Option<OwnerReference>,
+    ) -> (Self, JoinHandle<()>) {
+        let (desired, rx) = watch::channel(Desired::default());
+        let task = Task {
+            client,
+            namespace: namespace.to_owned(),
+            node: node.to_owned(),
+            owner,
+            written: Written::default(),
+        };
+        (StatusWriter { desired }, tokio::spawn(task.run(rx)))
+    }
+
+    /// The latest desired set; written soon, replaced if a newer one comes first.
+    pub fn publish(&self, desired: Desired) {
+        self.desired.send_if_modified(|current| {
+            let changed = *current != desired;
+            *current = desired;
+            changed
+        });
+    }
+}
+
+/// A status's fingerprint: equal statuses have equal fingerprints.
+fn fingerprint<S: Serialize>(status: &S) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    serde_json::to_vec(status)
+        .unwrap_or_default()
+        .hash(&mut hasher);
+    hasher.finish()
+}
+
+/// An object that exists: its name and the fingerprint of the status last written (none
+/// while it has none).
+type Existing = (String, Option<u64>);
+
+/// What exists, by key.
+#[derive(Debug, Default)]
+struct Written {
+    layer2: BTreeMap<ServiceKey, Existing>,
+    bgp: BTreeMap<ServiceKey, Existing>,
+    sessions: BTreeMap<String, Option<u64>>,
+}
+
+struct Task {
+    client: Client,
+    namespace: String,
+    node: String,
+    owner: Option<OwnerReference>,
+    written: Written,
+}
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+enum CallError {
+    #[error("{0}")]
+    Api(#[from] kube::Error),
+    #[error("no answer within {CALL_DEADLINE:?}")]
+    TimedOut,
+}
+
+async fn bounded<T>(call: impl Future<Output = Result<T, kube::Error>>) -> Result<T, CallError> {
+    match tokio::time::timeout(CALL_DEADLINE, call).await {
+        Ok(result) => Ok(result?),
+        Err(_) => Err(CallError::TimedOut),
+    }
+}
+
+/// Deletes `name`; an object already gone counts as deleted.
+async fn delete<K>(api: &Api<K>, name: &str) -> Result<(), CallError>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    match bounded(api.delete(name, &DeleteParams::default())).await {
+        Ok(_) => Ok(()),
+        Err(CallError::Api(kube::Error::Api(s))) if s.is_not_found() => Ok(()),
+        Err(error) => Err(error),
+    }
+}
+
+/// Writes `status` as the status of `name`.
+async fn patch_status<K, S>(api: &Api<K>, name: &str, status: &S) -> Result<(), CallError>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+    S: Serialize,
+{
+    let patch = serde_json::json!({ "status": status });
+    let params = PatchParams::apply(SPEAKER_FIELD_MANAGER);
+    bounded(api.patch_status(name, &params, &Patch::Merge(&patch))).await?;
+    Ok(())
+}
+
+/// The first error of `results`, after `keep` has seen every success.
+fn first_error<T>(
+    results: Vec<Result<T, CallError>>,
+    mut keep: impl FnMut(T),
+) -> Result<(), CallError> {
+    let mut failed = None;
+    for result in results {
+        match result {
+            Ok(done) => keep(done),
+            Err(error) => failed = failed.or(Some(error)),
+        }
+    }
+    failed.map_or(Ok(()), Err)
+}
+
+impl Task {
+    async fn run(mut self, mut desired: watch::Receiver<Desired>) {
+        let mut adopted = false;
+        loop {
+            let want = desired.borrow_and_update().clone();
+            let pass = async {
+                if !adopted {
+                    self.adopt().await?;
+                    adopted = true;
+                }
+                self.sync(&want).await
+            };
+            match pass.await {
+                Ok(()) => {
+                    if desired.changed().await.is_err() {
+                        return;
+                    }
+                }
+                Err(error) => {
+                    warn!(node = %self.node, %error, "status objects not written; retrying");
+                    tokio::time::sleep(RETRY).await;
+                }
+            }
+        }
+    }
+
+    fn labels(&self, key: Option<&ServiceKey>) -> BTreeMap<String, String> {
+        let mut labels = BTreeMap::from([(STATUS_NODE_LABEL.to_owned(), self.node.clone())]);
+        if let Some(key) = key {
+            labels.insert(STATUS_SERVICE_NAME_LABEL.to_owned(), key.name.clone());
+            labels.insert(
+                STATUS_SERVICE_NAMESPACE_LABEL.to_owned(),
+                key.namespace.clone(),
+            );
+        }
+        labels
+    }
+
+    /// Takes over the objects a previous run of this node's speaker left.
+    async fn adopt(&mut self) -> Result<(), CallError> {
+        let selector = format!("{STATUS_NODE_LABEL}={}", self.node);
+        let params = ListParams::default().labels(&selector);
+        let key_of = |meta: &ObjectMeta| {
+            let labels = meta.labels.as_ref()?;
+            Some(ServiceKey::new(
+                labels.get(STATUS_SERVICE_NAMESPACE_LABEL)?.clone(),
+                labels.get(STATUS_SERVICE_NAME_LABEL)?.clone(),
+            ))
+        };
+        let l2: Api<ServiceL2Status> = Api::namespaced(self.client.clone(), &self.namespace);
+        for object in bounded(l2.list(&params)).await? {
+            if let (Some(key), Some(name)) = (key_of(&object.metadata), object.metadata.name) {
+                let status = object.status.as_ref().map(fingerprint);
+                self.written.layer2.insert(key, (name, status));
+            }
+        }
+        let bgp: Api<ServiceBGPStatus> = Api::namespaced(self.client.clone(), &self.namespace);
+        for object in bounded(bgp.list(&params)).await? {
+            if let (Some(key), Some(name)) = (key_of(&object.metadata), object.metadata.name) {
+                let status = object.status.as_ref().map(fingerprint);
+                self.written.bgp.insert(key, (name, status));
+            }
+        }
+        let sessions: Api<BGPSessionState> = Api::namespaced(self.client.clone(), &self.namespace);
+        for object in bounded(sessions.list(&params)).await? {
+            if let Some(peer) = object.status.as_ref().and_then(|s| s.bgp_peer.clone()) {
+                let status = object.status.as_ref().map(fingerprint);
+                self.written.sessions.insert(peer, status);
+            }
+        }
+        Ok(())
+    }
+
+    async fn sync(&mut self, want: &Desired) -> Result<(), CallError> {
+        let ns = self.namespace.clone();
+        let l2: Api<ServiceL2Status> = Api::namespaced(self.client.clone(), &ns);
+        let bgp: Api<ServiceBGPStatus> = Api::namespaced(self.client.clone(), &ns);
+        let mut layer2 = std::mem::take(&mut self.written.layer2);
+        let new = |metadata| ServiceL2Status {
+            metadata,
+            spec: Default::default(),
+            status: None,
+        };
+        let result = self
+            .sync_kind(&l2, "l2-", new, &want.services.layer2, &mut layer2)
+            .await;
+        self.written.layer2 = layer2;
+        result?;
+        let mut services = std::mem::take(&mut self.written.bgp);
+        let new = |metadata| ServiceBGPStatus {
+            metadata,
+            spec: Default::default(),
+            status: None,
+        };
+        let result = self
+            .sync_kind(&bgp, "bgp-", new, &want.services.bgp, &mut services)
+            .await;
+        self.written.bgp = services;
+        result?;
+        self.sync_sessions(&want.sessions).await
+    }
+
+    /// Brings one kind's objects from `written` to `want`; `new` makes an object with the
+    /// given metadata, named `prefix` and a generated suffix.
+    async fn sync_kind<K, S>(
+        &self,
+        api: &Api<K>,
+        prefix: &str,
+        new: impl Fn(ObjectMeta) -> K,
+        want: &BTreeMap<ServiceKey, S>,
+        written: &mut BTreeMap<ServiceKey, Existing>,
+    ) -> Result<(), CallError>
+    where
+        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
+        S: Serialize,
+    {
+        // Owned work lists: a stream of closures over borrowed items does not satisfy the
+        // spawned task's lifetime bounds.
+        let gone: Vec<(ServiceKey, String)> = written
+            .iter()
+            .filter(|(key, _)| !want.contains_key(*key))
+            .map(|(key, (name, _))| (key.clone(), name.clone()))
+            .collect();
+        let deletions: Vec<_> = stream::iter(gone)
+            .map(|(key, name)| async move {
+                delete(api, &name).await?;
+                debug!(%name, service = %key, "status object deleted");
+                Ok(key)
+            })
+            .buffer_unordered(CONCURRENT)
+            .collect()
+            .await;
+        let deleted = first_error(deletions, |key| {
+            written.remove(&key);
+        });
+        let changed: Vec<(ServiceKey, u64, Option<String>)> = want
+            .iter()
+            .filter_map(|(key, status)| {
+                let print = fingerprint(status);
+                match written.get(key) {
+                    Some((_, Some(written))) if *written == print => None,
+                    existing => Some((key.clone(), print, existing.map(|(name, _)| name.clone()))),
+                }
+            })
+            .collect();
+        let new = &new;
+        let writes: Vec<_> = stream::iter(changed)
+            .map(|(key, print, name)| async move {
+                let name = match name {
+                    Some(name) => name,
+                    None => match self.create(api, prefix, new, &key).await {
+                        Ok(name) => name,
+                        Err(error) => return Err((key, None, error)),
+                    },
+                };
+                match patch_status(api, &name, &want[&key]).await {
+                    Ok(()) => Ok((key, name, print)),
+                    // Recorded without a status, so the next pass patches this object
+                    // instead of creating a second one.
+                    Err(error) => Err((key, Some(name), error)),
+                }
+            })
+            .buffer_unordered(CONCURRENT)
+            .collect()
+            .await;
+        let mut failed = deleted.err();
+        for write in writes {
+            match write {
+                Ok((key, name, print)) => {
+                    written.insert(key, (name, Some(print)));
+                }
+                Err((key, name, error)) => {
+                    if let Some(name) = name {
+                        written.insert(key, (name, None));
+                    }
+                    failed = failed.or(Some(error));
+                }
+            }
+        }
+        failed.map_or(Ok(()), Err)
+    }
+
+    /// Creates the object of `key` and returns its generated name; for layer 2, deletes
+    /// what other nodes left for it.
+    async fn create<K>(
+        &self,
+        api: &Api<K>,
+        prefix: &str,
+        new: &impl Fn(ObjectMeta) -> K,
+        key: &ServiceKey,
+    ) -> Result<String, CallError>
+    where
+        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
+    {
+        let object = new(ObjectMeta {
+            generate_name: Some(prefix.to_owned()),
+            namespace: Some(self.namespace.clone()),
+            labels: Some(self.labels(Some(key))),
+            owner_references: self.owner.clone().map(|o| vec![o]),
+            ..ObjectMeta::default()
+        });
+        let created = bounded(api.create(&PostParams::default(), &object)).await?;
+        let name = created.meta().name.clone().unwrap_or_default();
+        if prefix == "l2-" {
+            self.delete_others(api, key).await?;
+        }
+        Ok(name)
+    }
+
+    /// Deletes the layer 2 objects other nodes left for `key`: one node announces a Service
+    /// in layer 2, and a node that stopped may not have cleaned up (MetalLB does the same).
+    async fn delete_others<K>(&self, api: &Api<K>, key: &ServiceKey) -> Result<(), CallError>
+    where
+        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+    {
+        let selector = format!(
+            "{STATUS_SERVICE_NAME_LABEL}={},{STATUS_SERVICE_NAMESPACE_LABEL}={},{STATUS_NODE_LABEL}!={}",
+            key.name, key.namespace, self.node
+        );
+        let params = ListParams::default().labels(&selector);
+        for object in bounded(api.list(&params)).await? {
+            let Some(name) = object.meta().name.clone() else {
+                continue;
+            };
+            delete(api, &name).await?;
+            debug!(%name, service = %key, "another node's status object deleted");
+        }
+        Ok(())
+    }
+
+    async fn sync_sessions(
+        &mut self,
+        want: &BTreeMap<String, BGPSessionStateStatus>,
+    ) -> Result<(), CallError> {
+        let api: Api<BGPSessionState> = Api::namespaced(self.client.clone(), &self.namespace);
+        let name = |peer: &str| format!("{}-{peer}", self.node);
+        let gone: Vec<String> = self
+            .written
+            .sessions
+            .keys()
+            .filter(|p| !want.contains_key(*p))
+            .cloned()
+            .collect();
+        for peer in gone {
+            delete(&api, &name(&peer)).await?;
+            self.written.sessions.remove(&peer);
+        }
+        for (peer, status) in want {
+            let print = fingerprint(status);
+            match self.written.sessions.get(peer) {
+                Some(Some(written)) if *written == print => continue,
+                Some(_) => {}
+                None => {
+                    let object = BGPSessionState {
+                        metadata: ObjectMeta {
+                            name: Some(name(peer)),
+                            namespace: Some(self.namespace.clone()),
+                            labels: Some(self.labels(None)),
+                            owner_references: self.owner.clone().map(|o| vec![o]),
+                            ..ObjectMeta::default()
+                        },
+                        spec: Default::default(),
+                        status: None,
+                    };
+                    match bounded(api.create(&PostParams::default(), &object)).await {
+                        Ok(_) => {}
+                        Err(CallError::Api(kube::Error::Api(s))) if s.is_already_exists() => {}
+                        Err(error) => return Err(error),
+                    }
+                    self.written.sessions.insert(peer.clone(), None);
+                }
+            }
+            patch_status(&api, &name(peer), status).await?;
+            self.written.sessions.insert(peer.clone(), Some(print));
+        }
+        Ok(())
+    }
+}
