@@ -65,6 +65,11 @@ impl Liveness {
             return;
         }
         let before = (m.status, m.stand_down);
+        // Learning the incarnation of a node first heard alive is no news: otherwise every
+        // start would flood N entries through the cluster.
+        let first = m.incarnation == 0
+            && entry.status == Status::Alive
+            && before == (Status::Alive, entry.stand_down);
         m.incarnation = entry.incarnation;
         m.status = entry.status;
         m.stand_down = entry.stand_down;
@@ -100,8 +105,10 @@ impl Liveness {
                 stand_down: entry.stand_down,
             });
         }
-        self.news.insert(entry.node, (entry, self.config.repeat));
-        self.urgent = true;
+        if !first {
+            self.news.insert(entry.node, (entry, self.config.repeat));
+            self.urgent = true;
+        }
     }
 
     /// News about this node: a suspicion or death at our incarnation is refuted with a

@@ -222,12 +222,13 @@ impl Liveness {
                 noticed_at: None,
             },
         );
+        // The ring is rebuilt once at the next timeout or packet, not per Lease: at start
+        // every Lease arrives at once.
         self.ring_dirty = true;
-        self.refresh_ring(now);
     }
 
     /// A speaker Lease was deleted (a planned exit, or the node is gone): it is no member.
-    pub fn forget_lease(&mut self, now: Instant, node: &str) {
+    pub fn forget_lease(&mut self, node: &str) {
         self.leases.remove(node);
         if let Some(id) = self.ids.remove(node) {
             self.members.remove(&id);
@@ -235,7 +236,6 @@ impl Liveness {
             self.news.remove(&id);
             self.claims.remove(node);
             self.ring_dirty = true;
-            self.refresh_ring(now);
         }
     }
 
@@ -323,6 +323,7 @@ impl Liveness {
     /// Runs the timers: ticks, probes, suspicions, and the rules. Call it at
     /// [`Liveness::poll_timeout`], or earlier (it does nothing early).
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.refresh_ring(now);
         let expired: Vec<u64> = self
             .suspects
             .iter()
@@ -366,8 +367,9 @@ impl Liveness {
         {
             next = next.min(last + self.config.min_gap);
         }
-        for id in &self.monitored {
-            let m = &self.members[id];
+        // A member forgotten since the last timeout may still be listed until the ring is
+        // rebuilt.
+        for m in self.monitored.iter().filter_map(|id| self.members.get(id)) {
             // Only a live node is probed; a suspect has its suspicion timer below.
             if m.status != Status::Alive {
                 continue;

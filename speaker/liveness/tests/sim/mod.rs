@@ -229,7 +229,7 @@ impl Sim {
             if self.nodes[j].api
                 && let Some(core) = self.nodes[j].core.as_mut()
             {
-                core.forget_lease(self.now, &name);
+                core.forget_lease(&name);
                 self.nodes[j].seen.remove(&i);
                 self.wake(j);
             }
