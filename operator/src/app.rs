@@ -15,10 +15,10 @@ use prometheus_client::registry::Registry;
 use tokio::sync::{mpsc, watch};
 use tracing::{error, info};
 
-use crate::cli::RunArgs;
+use crate::cli::{MetricsTls, RunArgs};
 use crate::controller::{self, Context};
 use crate::metrics::Metrics;
-use crate::render::OperandSettings;
+use crate::render::{Monitoring, OperandSettings};
 use crate::webhook::{self, Certificates, WebhookSettings};
 
 /// How long the servers get to stop after the reconciler has.
@@ -27,6 +27,30 @@ const SERVER_DRAIN: Duration = Duration::from_secs(10);
 fn default_identity() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
     format!("{}-{}", host.trim(), std::process::id())
+}
+
+/// How the operands' metrics are exposed, decided once at start from what the cluster serves:
+/// ServiceMonitors when `monitoring.coreos.com` has the kind; TLS as `tls` says, `auto`
+/// meaning OpenShift (`config.openshift.io` served), whose service CA issues the certificate.
+async fn monitoring(client: &kube::Client, tls: MetricsTls) -> Monitoring {
+    let served =
+        |group: &'static str| async move { kube::discovery::group(client, group).await.ok() };
+    let service_monitors = served("monitoring.coreos.com").await.is_some_and(|group| {
+        group
+            .recommended_resources()
+            .iter()
+            .any(|(resource, _)| resource.kind == "ServiceMonitor")
+    });
+    let tls = match tls {
+        MetricsTls::True => true,
+        MetricsTls::False => false,
+        MetricsTls::Auto => served("config.openshift.io").await.is_some(),
+    };
+    info!(service_monitors, tls, "operand metrics");
+    Monitoring {
+        service_monitors,
+        tls,
+    }
 }
 
 /// Runs the operator until SIGTERM or Ctrl-C, a lost Lease or a failed server.
@@ -84,6 +108,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         settings: OperandSettings {
             namespace: args.namespace.clone(),
             image: args.operand_image,
+            monitoring: monitoring(&client, args.metrics_tls).await,
         },
         metrics: metrics.clone(),
     });

@@ -64,6 +64,11 @@ pub struct RunArgs {
     /// Image of the controller and the speakers.
     #[arg(long, env = "OPERAND_IMAGE", default_value = DEFAULT_OPERAND_IMAGE)]
     pub operand_image: String,
+    /// Serve the controller's and speakers' metrics over HTTPS, only to callers the API
+    /// server authorizes, with certificates from OpenShift's service CA: `auto` on OpenShift
+    /// (`config.openshift.io` served), `true` or `false`.
+    #[arg(long, env = "METRICS_TLS", value_enum, default_value_t = MetricsTls::Auto)]
+    pub metrics_tls: MetricsTls,
     /// Listen address of /healthz, /readyz and /metrics (plain HTTP).
     #[arg(long, default_value_t = SocketAddr::from(([0, 0, 0, 0], OPERATOR_HTTP_PORT)))]
     pub http_addr: SocketAddr,
@@ -97,6 +102,17 @@ pub struct RunArgs {
     pub client: ClientArgs,
     #[command(flatten)]
     pub log: LogArgs,
+}
+
+/// Whether the operands serve metrics over HTTPS (see `render::Monitoring`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MetricsTls {
+    /// On OpenShift only.
+    Auto,
+    /// Always (the `<component>-metrics-tls` Secrets must come from somewhere).
+    True,
+    /// Never: plain HTTP.
+    False,
 }
 
 fn parse_webhook_url(url: &str) -> Result<String, String> {

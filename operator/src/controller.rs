@@ -19,7 +19,7 @@ use k8s_openapi::{
 };
 use kube::{
     Api, Client, Resource, ResourceExt,
-    api::{Patch, PatchParams},
+    api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams},
     runtime::{Controller, controller::Action, watcher},
 };
 use metallb_api::{METALLB_SINGLETON_NAME, metallb::MetalLB, validation::validate_metallb};
@@ -215,15 +215,47 @@ async fn membership_key(ctx: &Context) -> Result<Vec<u8>, Error> {
 /// Applies every operand concurrently and returns the controller and speaker as stored, with
 /// their status.
 async fn apply_all(client: &Client, operands: &Operands) -> Result<(Deployment, DaemonSet), Error> {
-    let (_, _, _, _, controller, speaker) = futures::try_join!(
+    let (_, _, _, _, controller, speaker, ()) = futures::try_join!(
         apply(client, &operands.membership_secret),
         apply(client, &operands.excludel2),
         apply(client, &operands.controller_metrics),
         apply(client, &operands.speaker_metrics),
         apply(client, &operands.controller),
         apply(client, &operands.speaker),
+        apply_service_monitors(client, &operands.service_monitors),
     )?;
     Ok((controller, speaker))
+}
+
+/// Server-side applies the ServiceMonitors (a kind only known at run time).
+async fn apply_service_monitors(
+    client: &Client,
+    monitors: &[serde_json::Value],
+) -> Result<(), Error> {
+    let gvk = GroupVersionKind::gvk("monitoring.coreos.com", "v1", "ServiceMonitor");
+    let resource = ApiResource::from_gvk_with_plural(&gvk, "servicemonitors");
+    for monitor in monitors {
+        let name = monitor["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let namespace = monitor["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or_default();
+        Api::<DynamicObject>::namespaced_with(client.clone(), namespace, &resource)
+            .patch(
+                &name,
+                &PatchParams::apply(OPERATOR_FIELD_MANAGER).force(),
+                &Patch::Apply(monitor),
+            )
+            .await
+            .map_err(|source| Error::Apply {
+                kind: gvk.kind.clone(),
+                name,
+                source,
+            })?;
+    }
+    Ok(())
 }
 
 /// Server-side applies `object`, taking over fields someone else changed.

@@ -22,6 +22,10 @@ pub const MEMBERSHIP_KEY: &str = "secretkey";
 /// Length of a generated membership key in bytes.
 pub const MEMBERSHIP_KEY_LEN: usize = 32;
 
+/// Where the controller and speakers find their metrics serving certificate (`tls.crt`,
+/// `tls.key`) when the operator turns metrics TLS on.
+pub const METRICS_TLS_DIR: &str = "/etc/metallb/metrics-tls";
+
 /// Where the speaker finds the layer-2 interface exclusion ConfigMap.
 pub const EXCLUDE_L2_DIR: &str = "/etc/metallb/excludel2";
 

@@ -7,6 +7,7 @@
 //! its own objects select on it).
 
 mod controller;
+mod monitoring;
 mod speaker;
 #[cfg(test)]
 mod tests;
@@ -34,6 +35,9 @@ use metallb_api::{
 };
 use metallb_runtime::consts::{EXCLUDE_L2_KEY, MANAGED_BY, MEMBERSHIP_KEY, METRICS_PORT};
 
+pub use monitoring::{
+    Monitoring, SERVICE_MONITOR_API_VERSION, SERVING_CERT_ANNOTATION, tls_secret,
+};
 pub use speaker::{GRACE_MARGIN, speaker_grace_period};
 
 /// Names of the objects the operator renders in its namespace.
@@ -67,14 +71,17 @@ pub struct OperandSettings {
     pub namespace: String,
     /// Image carrying `metallb-controller` and `metallb-speaker`.
     pub image: String,
+    /// ServiceMonitors and metrics TLS.
+    pub monitoring: Monitoring,
 }
 
 impl OperandSettings {
-    /// Settings for `namespace` with the default image.
+    /// Settings for `namespace` with the default image, plain metrics and no ServiceMonitors.
     pub fn new(namespace: impl Into<String>) -> Self {
         OperandSettings {
             namespace: namespace.into(),
             image: DEFAULT_OPERAND_IMAGE.to_owned(),
+            monitoring: Monitoring::default(),
         }
     }
 }
@@ -110,6 +117,9 @@ pub struct Operands {
     pub controller: Deployment,
     /// The speakers.
     pub speaker: DaemonSet,
+    /// ServiceMonitors of the controller and the speakers (`monitoring.coreos.com/v1`), when
+    /// [`Monitoring::service_monitors`].
+    pub service_monitors: Vec<serde_json::Value>,
 }
 
 /// Renders every operand of `metallb`. `membership_key` is the existing key, or a fresh one
@@ -130,7 +140,7 @@ pub fn render(
         ..ObjectMeta::default()
     };
     let spec = &metallb.spec;
-    Ok(Operands {
+    let mut operands = Operands {
         membership_secret: Secret {
             metadata: meta(names::MEMBERSHIP_SECRET, None),
             data: Some(BTreeMap::from([(
@@ -162,7 +172,21 @@ pub fn render(
             meta(names::CONTROLLER, Some(names::CONTROLLER)),
         ),
         speaker: speaker::daemon_set(spec, settings, meta(names::SPEAKER, Some(names::SPEAKER)))?,
-    })
+        service_monitors: Vec::new(),
+    };
+    if settings.monitoring.tls {
+        monitoring::annotate(&mut operands.controller_metrics, names::CONTROLLER);
+        monitoring::annotate(&mut operands.speaker_metrics, names::SPEAKER);
+        monitoring::secure(&mut operands.controller.spec.template, names::CONTROLLER);
+        monitoring::secure(&mut operands.speaker.spec.template, names::SPEAKER);
+    }
+    if settings.monitoring.service_monitors {
+        operands.service_monitors = vec![
+            monitoring::service_monitor(settings, names::CONTROLLER, &operands.controller_metrics),
+            monitoring::service_monitor(settings, names::SPEAKER, &operands.speaker_metrics),
+        ];
+    }
+    Ok(operands)
 }
 
 /// Labels that select the pods of `component`; fixed forever, because selectors are immutable.

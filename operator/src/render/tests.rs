@@ -27,6 +27,7 @@ fn settings() -> OperandSettings {
     OperandSettings {
         namespace: "metallb-system".into(),
         image: "registry.example/metallb-rs:test".into(),
+        monitoring: Monitoring::default(),
     }
 }
 
