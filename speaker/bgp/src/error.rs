@@ -34,6 +34,13 @@ pub enum MessageError {
     /// The OPEN's optional parameters do not add up to its length fields.
     #[error("malformed OPEN optional parameters")]
     MalformedOpen,
+    /// A capability we interpret whose value is malformed, such as a Graceful Restart
+    /// capability whose length is not 2 + 4n.
+    #[error("malformed capability {code}")]
+    MalformedCapability {
+        /// The capability code, echoed with the NOTIFICATION.
+        code: u8,
+    },
     /// An optional parameter other than Capabilities (RFC 5492 §4).
     #[error("unsupported optional parameter {kind}")]
     UnsupportedOptionalParameter {
@@ -97,6 +104,7 @@ impl MessageError {
             // The data is the largest version we support, as a 2-octet number.
             Self::UnsupportedVersion { .. } => (2, 1, vec![0, 4]),
             Self::MalformedOpen => (2, 0, Vec::new()),
+            Self::MalformedCapability { code } => (2, 0, vec![*code]),
             Self::UnsupportedOptionalParameter { .. } => (2, 4, Vec::new()),
             Self::BadPeerAs { .. } => (2, 2, Vec::new()),
             Self::BadBgpIdentifier { .. } => (2, 3, Vec::new()),
@@ -126,6 +134,7 @@ impl MessageError {
             Self::BadType { .. } => "bad_type",
             Self::UnsupportedVersion { .. } => "unsupported_version",
             Self::MalformedOpen => "malformed_open",
+            Self::MalformedCapability { .. } => "malformed_capability",
             Self::UnsupportedOptionalParameter { .. } => "unsupported_optional_parameter",
             Self::BadPeerAs { .. } => "bad_peer_as",
             Self::BadBgpIdentifier { .. } => "bad_bgp_identifier",

@@ -1,5 +1,6 @@
 //! Sans-IO BGP-4 (RFC 4271) for a speaker that announces service addresses: the message
-//! codec, the session state machine and the outbound RIB.
+//! codec, the session state machine and the outbound RIB, with graceful restart (RFC 4724)
+//! and End-of-RIB.
 //!
 //! Nothing here touches a socket or reads a clock. The speaker's driver dials TCP when asked,
 //! hands received bytes and the current [`Instant`](std::time::Instant) to a [`Session`], and
@@ -22,19 +23,25 @@
 //! assert_eq!(session.state(), State::OpenSent);
 //! ```
 
+mod config;
 mod error;
 mod message;
+mod restart;
 mod rib;
 mod session;
 mod update;
 
+pub use config::{Config, NextHops, PeerAsn};
 pub use error::MessageError;
 pub use message::{
     AFI_IPV4, AFI_IPV6, AS_TRANS, AsWidth, CAPABILITY_FOUR_OCTET_AS, CAPABILITY_MULTIPROTOCOL,
     Capability, HEADER_LEN, MAX_MESSAGE_LEN, Message, Notification, Open, SAFI_UNICAST, frame_len,
 };
+pub use restart::{
+    CAPABILITY_GRACEFUL_RESTART, Family, GracefulRestart, MAX_RESTART_TIME, RestartFamily,
+};
 pub use rib::{DEFAULT_LOCAL_PREF, Route};
-pub use session::{Cease, Config, DownReason, Event, NextHops, PeerAsn, Session, State};
+pub use session::{Cease, DownReason, Event, Session, State};
 pub use update::{
     ATTR_AS_PATH, ATTR_ATOMIC_AGGREGATE, ATTR_COMMUNITIES, ATTR_LARGE_COMMUNITY, ATTR_LOCAL_PREF,
     ATTR_MP_REACH, ATTR_MP_UNREACH, ATTR_NEXT_HOP, ATTR_ORIGIN, AsSegment, Community,

@@ -3,7 +3,11 @@
 
 use std::net::Ipv4Addr;
 
-use crate::{error::MessageError, update::Update};
+use crate::{
+    error::MessageError,
+    restart::{CAPABILITY_GRACEFUL_RESTART, GracefulRestart},
+    update::Update,
+};
 
 /// Length of the fixed header: marker, length and type.
 pub const HEADER_LEN: usize = 19;
@@ -168,6 +172,17 @@ impl Open {
             .any(|capability| matches!(capability, Capability::FourOctetAs(_)))
     }
 
+    /// The sender's Graceful Restart capability; of several, the last counts (RFC 4724 §3).
+    pub fn graceful_restart(&self) -> Option<&GracefulRestart> {
+        self.capabilities
+            .iter()
+            .rev()
+            .find_map(|capability| match capability {
+                Capability::GracefulRestart(restart) => Some(restart),
+                _ => None,
+            })
+    }
+
     /// Whether the sender announced any Multiprotocol capability; without one, IPv4 unicast
     /// is implied (RFC 4760 §8).
     pub fn multiprotocol(&self) -> bool {
@@ -249,8 +264,14 @@ fn parse_capabilities(mut bytes: &[u8], into: &mut Vec<Capability>) -> Result<()
             (CAPABILITY_FOUR_OCTET_AS, &[a, b, c, d]) => {
                 Capability::FourOctetAs(u32::from_be_bytes([a, b, c, d]))
             }
-            // Kept, not interpreted: route refresh, graceful restart, FQDN and the like, and
-            // known codes with a wrong length, which we then simply do not use.
+            // A restart capability we misread could keep routes the peer meant to drop.
+            (CAPABILITY_GRACEFUL_RESTART, value) => Capability::GracefulRestart(
+                GracefulRestart::parse(value).ok_or(MessageError::MalformedCapability {
+                    code: CAPABILITY_GRACEFUL_RESTART,
+                })?,
+            ),
+            // Kept, not interpreted: route refresh, FQDN and the like, and Multiprotocol or
+            // 4-octet AS with a wrong length, which we then simply do not use.
             (code, value) => Capability::Unknown {
                 code,
                 value: value.to_vec(),
@@ -277,6 +298,8 @@ pub enum Capability {
     },
     /// Support for 4-octet AS numbers, carrying the sender's ASN (RFC 6793).
     FourOctetAs(u32),
+    /// Graceful Restart (RFC 4724).
+    GracefulRestart(GracefulRestart),
     /// Any other capability, kept as received.
     Unknown {
         /// Capability code.
@@ -308,6 +331,12 @@ impl Capability {
             Self::FourOctetAs(asn) => {
                 out.extend_from_slice(&[CAPABILITY_FOUR_OCTET_AS, 4]);
                 out.extend_from_slice(&asn.to_be_bytes());
+            }
+            Self::GracefulRestart(restart) => {
+                let at = out.len();
+                out.extend_from_slice(&[CAPABILITY_GRACEFUL_RESTART, 0]);
+                restart.encode_value(out);
+                out[at + 1] = (out.len() - at - 2) as u8;
             }
             Self::Unknown { code, value } => {
                 // A value never exceeds 255 bytes when parsed; longer ones are cut.

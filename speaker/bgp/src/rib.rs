@@ -129,7 +129,7 @@ impl Rib {
         if !mem::take(&mut self.dirty) {
             return Vec::new();
         }
-        let wanted: BTreeMap<IpNet, Route> = self
+        let wanted = self
             .desired
             .iter()
             .filter(|(prefix, _)| peer.accepts(prefix))
@@ -141,6 +141,18 @@ impl Rib {
                 (*prefix, route)
             })
             .collect();
+        self.advertise(peer, wanted)
+    }
+
+    /// The UPDATEs that withdraw everything the peer has from us; what we want announced
+    /// stays, for the next connection.
+    pub fn withdraw_all(&mut self, peer: &Peer) -> Vec<Update> {
+        self.dirty = true;
+        self.advertise(peer, BTreeMap::new())
+    }
+
+    /// The UPDATEs that replace what the peer has with `wanted`, which it then has.
+    fn advertise(&mut self, peer: &Peer, wanted: BTreeMap<IpNet, Route>) -> Vec<Update> {
         let (mut gone_v4, mut gone_v6) = (Vec::new(), Vec::new());
         for prefix in self.advertised.keys().filter(|p| !wanted.contains_key(p)) {
             match prefix {

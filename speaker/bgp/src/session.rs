@@ -10,85 +10,37 @@
 //! writes out everything [`Session::poll_transmit`] returns, then acts on
 //! [`Session::poll_event`], in that order: a NOTIFICATION must leave before the connection
 //! closes.
+//!
+//! Graceful restart (RFC 4724), when [`Config::graceful_restart`] is set: every OPEN offers
+//! the capability for IPv4 and IPv6 unicast with the Forwarding State bit set (the forwarding
+//! of service addresses does not live in the speaker, so it survives the speaker's restart),
+//! and the Restart State bit while [`Session::set_restarting`] says so, until the session is
+//! next Established. Once Established, the initial table of each family negotiated goes out
+//! followed by its End-of-RIB marker, so a router that kept our routes as stale drops exactly
+//! those not announced again. Stopping with [`Cease::Shutdown`] withdraws every route before
+//! the NOTIFICATION: leaving must never look like a restart.
 
 use std::{
     collections::VecDeque,
-    net::{Ipv4Addr, Ipv6Addr},
     time::{Duration, Instant},
 };
 
 use ipnet::IpNet;
 
 use crate::{
+    config::{Config, NextHops, PeerAsn},
     error::MessageError,
     message::{
         AS_TRANS, AsWidth, Capability, HEADER_LEN, MAX_MESSAGE_LEN, Message, Notification, Open,
         frame_len,
     },
+    restart::{Family, GracefulRestart},
     rib::{Peer, Rib, Route},
+    update::Update,
 };
 
 /// Hold time while waiting for the peer's OPEN (RFC 4271 §8: "a large value", 4 minutes).
 const OPEN_HOLD_TIME: Duration = Duration::from_secs(240);
-
-/// Which ASN the peer must announce.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum PeerAsn {
-    /// Exactly this one.
-    Exact(u32),
-    /// Ours: an iBGP session.
-    Internal,
-    /// Any other than ours: an eBGP session.
-    External,
-}
-
-/// Settings of one session.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Config {
-    /// Our ASN.
-    pub local_asn: u32,
-    /// The ASN the peer must have.
-    pub peer_asn: PeerAsn,
-    /// Our BGP Identifier.
-    pub router_id: Ipv4Addr,
-    /// Proposed hold time, in whole seconds: zero disables keepalives and the hold timer, one
-    /// or two seconds are raised to three (RFC 4271 §4.2 forbids them).
-    pub hold_time: Duration,
-    /// Longest wait between connection attempts; the wait doubles from one second up to it.
-    pub connect_retry_max: Duration,
-}
-
-impl Config {
-    /// MetalLB's defaults: hold time 90 s, back-off up to 120 s.
-    pub fn new(local_asn: u32, peer_asn: PeerAsn, router_id: Ipv4Addr) -> Self {
-        Self {
-            local_asn,
-            peer_asn,
-            router_id,
-            hold_time: Duration::from_secs(90),
-            connect_retry_max: Duration::from_secs(120),
-        }
-    }
-
-    fn hold_seconds(&self) -> u16 {
-        match self.hold_time.as_secs() {
-            1 | 2 => 3,
-            seconds => u16::try_from(seconds).unwrap_or(u16::MAX),
-        }
-    }
-}
-
-/// Our addresses on the connection, from which NEXT_HOP is taken. A family without an address
-/// is not announced.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct NextHops {
-    /// NEXT_HOP of IPv4 prefixes, normally the local address of an IPv4 connection.
-    pub ipv4: Option<Ipv4Addr>,
-    /// Global next hop of IPv6 prefixes.
-    pub ipv6: Option<Ipv6Addr>,
-    /// Link-local next hop of IPv6 prefixes, for a peer on the same link.
-    pub ipv6_link_local: Option<Ipv6Addr>,
-}
 
 /// RFC 4271 §8.2.2 states.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -178,6 +130,10 @@ struct Negotiated {
     peer: Peer,
     /// `None` for a hold time of zero: no keepalives, no hold timer.
     hold: Option<Duration>,
+    /// The families both sides offered, which get an End-of-RIB marker.
+    families: [bool; 2],
+    /// Both sides offered graceful restart.
+    graceful_restart: bool,
 }
 
 /// One BGP session.
@@ -197,6 +153,10 @@ pub struct Session {
     keepalive_at: Option<Instant>,
     /// Connection attempts that failed since the session was last Established.
     failures: u32,
+    /// The Restart State bit of our next OPENs.
+    restarting: bool,
+    /// End-of-RIB markers go out after the next flush: the initial table of this connection.
+    end_of_rib_due: bool,
     updates_sent: u64,
     updates_received: u64,
 }
@@ -217,6 +177,8 @@ impl Session {
             hold_at: None,
             keepalive_at: None,
             failures: 0,
+            restarting: false,
+            end_of_rib_due: false,
             updates_sent: 0,
             updates_received: 0,
         }
@@ -233,6 +195,15 @@ impl Session {
     /// Stops the session: a connected peer gets the Cease NOTIFICATION, and the session stays
     /// Idle until [`Session::start`].
     pub fn stop(&mut self, cease: Cease) {
+        if let (Cease::Shutdown, State::Established, Some(negotiated)) =
+            (cease, self.state, self.negotiated)
+            && self.config.graceful_restart.is_some()
+        {
+            // The router would drop the routes on the Cease anyway (we never offer RFC 8538's
+            // N bit); withdrawing first makes sure no router keeps them as if we restarted.
+            let updates = self.rib.withdraw_all(&negotiated.peer);
+            self.send_updates(updates);
+        }
         let notification = cease.notification();
         let send = self.is_connected().then(|| notification.clone());
         self.disconnect(DownReason::Stopped(notification), send);
@@ -252,6 +223,13 @@ impl Session {
         self.fail(now, DownReason::Stopped(notification), send);
     }
 
+    /// Sets the Restart State bit (RFC 4724 §3) in the OPENs sent until the session is next
+    /// Established: the speaker has restarted and this session is its first since. Only sent
+    /// with graceful restart on.
+    pub fn set_restarting(&mut self, restarting: bool) {
+        self.restarting = restarting;
+    }
+
     /// Replaces the settings. They apply from the next connection, so a driver changing them
     /// stops the session first and starts it again; the prefixes stay.
     pub fn reconfigure(&mut self, config: Config) {
@@ -267,15 +245,17 @@ impl Session {
         self.next_hops = next_hops;
         self.connect_retry_at = None;
         let local_asn = self.config.local_asn;
+        let mut capabilities = vec![Capability::IPV4_UNICAST, Capability::IPV6_UNICAST];
+        if let Some(restart_time) = self.config.graceful_restart {
+            let offered = GracefulRestart::offered(restart_time, self.restarting);
+            capabilities.push(Capability::GracefulRestart(offered));
+        }
+        capabilities.push(Capability::FourOctetAs(local_asn));
         let open = Open {
             my_as: u16::try_from(local_asn).unwrap_or(AS_TRANS),
             hold_time: self.config.hold_seconds(),
             router_id: self.config.router_id,
-            capabilities: vec![
-                Capability::IPV4_UNICAST,
-                Capability::IPV6_UNICAST,
-                Capability::FourOctetAs(local_asn),
-            ],
+            capabilities,
         };
         self.send(Message::Open(open));
         self.state = State::OpenSent;
@@ -334,15 +314,21 @@ impl Session {
     }
 
     /// The next message to write to the connection. Once Established, pending RIB changes
-    /// are turned into UPDATEs here, so changes made between two polls share messages.
+    /// are turned into UPDATEs here, so changes made between two polls share messages; the
+    /// first ones of a connection are followed by the End-of-RIB markers.
     pub fn poll_transmit(&mut self, now: Instant) -> Option<Vec<u8>> {
         if let (State::Established, Some(negotiated)) = (self.state, self.negotiated) {
-            let updates = self.rib.flush(&negotiated.peer);
+            let mut updates = self.rib.flush(&negotiated.peer);
+            if std::mem::take(&mut self.end_of_rib_due) {
+                let families = Family::ALL.into_iter().zip(negotiated.families);
+                updates.extend(
+                    families
+                        .filter(|(_, negotiated)| *negotiated)
+                        .map(|(family, _)| Update::end_of_rib(family)),
+                );
+            }
             if !updates.is_empty() {
-                self.updates_sent += updates.len() as u64;
-                for update in updates {
-                    self.send(Message::Update(Box::new(update)));
-                }
+                self.send_updates(updates);
                 self.restart_keepalive(now);
             }
         }
@@ -409,6 +395,17 @@ impl Session {
             .map(|negotiated| negotiated.hold.unwrap_or_default())
     }
 
+    /// Whether both sides offered graceful restart on the current connection.
+    pub fn graceful_restart_negotiated(&self) -> bool {
+        self.negotiated
+            .is_some_and(|negotiated| negotiated.graceful_restart)
+    }
+
+    /// Whether our next OPEN says we restarted.
+    pub fn restarting(&self) -> bool {
+        self.restarting && self.config.graceful_restart.is_some()
+    }
+
     /// UPDATE messages sent since the session was created.
     pub fn updates_sent(&self) -> u64 {
         self.updates_sent
@@ -439,6 +436,13 @@ impl Session {
     fn send(&mut self, message: Message) {
         let bytes = message.encode(self.width());
         self.transmit.push_back(bytes);
+    }
+
+    fn send_updates(&mut self, updates: Vec<Update>) {
+        self.updates_sent += updates.len() as u64;
+        for update in updates {
+            self.send(Message::Update(Box::new(update)));
+        }
     }
 
     fn restart_keepalive(&mut self, now: Instant) {
@@ -476,7 +480,10 @@ impl Session {
             (State::OpenConfirm, Message::Keepalive) => {
                 self.state = State::Established;
                 self.failures = 0;
-                // A new connection starts with an empty Adj-RIB-In at the peer.
+                self.restarting = false;
+                self.end_of_rib_due = self.config.graceful_restart.is_some();
+                // A new connection starts with an empty Adj-RIB-In at the peer (stale routes
+                // it kept are not ours to count: they go unless announced again).
                 self.rib.forget_advertised();
                 self.events.push_back(Event::Established);
             }
@@ -530,7 +537,11 @@ impl Session {
         };
         let hold = self.config.hold_seconds().min(open.hold_time);
         let next_hops = self.next_hops;
+        let graceful_restart =
+            self.config.graceful_restart.is_some() && open.graceful_restart().is_some();
         Ok(Negotiated {
+            families: [ipv4, ipv6],
+            graceful_restart,
             peer: Peer {
                 local_asn,
                 ibgp,
@@ -577,6 +588,7 @@ impl Session {
         }
         self.rx.clear();
         self.negotiated = None;
+        self.end_of_rib_due = false;
         self.hold_at = None;
         self.keepalive_at = None;
         self.rib.forget_advertised();

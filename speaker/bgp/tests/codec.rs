@@ -458,6 +458,7 @@ fn every_error_has_a_distinct_label() {
         MessageError::BadLength { length: 0 },
         MessageError::BadType { kind: 0 },
         MessageError::MalformedOpen,
+        MessageError::MalformedCapability { code: 64 },
         MessageError::InvalidNetworkField,
         MessageError::MalformedAttributeList,
     ];
