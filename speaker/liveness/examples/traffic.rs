@@ -1,5 +1,5 @@
 //! Prints heartbeat traffic per node and crash detection times at 10, 100 and 1,000 simulated
-//! nodes with the default timers, without and with 5% packet loss:
+//! nodes with the default timers, without loss and with 5% and 20% packet loss:
 //!
 //! ```text
 //! cargo run -p metallb-liveness --example traffic --release
@@ -76,7 +76,7 @@ fn main() {
         "| nodes | loss  | pkt/s avg | pkt/s max | B/s avg   | B/s max   | detect p50 | detect p99 | detect max | missed |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|");
-    for loss in [0.0, 0.05] {
+    for loss in [0.0, 0.05, 0.20] {
         for n in [10, 100, 1000] {
             measure(n, loss);
         }

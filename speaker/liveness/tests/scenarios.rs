@@ -388,3 +388,16 @@ fn a_restarted_speaker_is_counted_again_at_once() {
     sim.run_for(ms(300));
     assert_candidates(&sim, &sim.running(&[]), &all_names(&sim));
 }
+
+#[test]
+fn in_a_two_node_cluster_the_survivor_of_a_crash_takes_over_within_a_second() {
+    // The survivor hears nobody, but the dead node's Lease only says it heard one peer (the
+    // survivor): no evidence of isolation, so the heartbeats decide.
+    let mut sim = Sim::new(2, Config::default(), 14);
+    sim.run_for(3 * SECOND);
+    let times = sim.crash_and_detect(1, 2 * SECOND);
+    assert!(times[0].is_some_and(|t| t < SECOND), "{times:?}");
+    let view = sim.view(0);
+    assert_eq!(view.own, OwnState::Normal);
+    assert_eq!(view.candidates, BTreeSet::from([sim.name(0).to_owned()]));
+}
