@@ -53,7 +53,7 @@ pub struct Kind {
     pub namespaced: bool,
 }
 
-/// The kinds of `group` at their preferred versions; none when the group is not served
+/// The kinds of `group`, each at its most stable version; none when the group is not served
 /// (OLM not installed, the CRDs not applied yet).
 pub async fn kinds(client: &Client, timeout: Duration, group: &str) -> Result<Vec<Kind>, String> {
     let what = format!("discovery of {group}");
@@ -61,15 +61,21 @@ pub async fn kinds(client: &Client, timeout: Duration, group: &str) -> Result<Ve
         Err(_) => Err(format!("{what}: no answer within {timeout:?}")),
         Ok(Err(kube::Error::Discovery(DiscoveryError::MissingApiGroup(_)))) => Ok(Vec::new()),
         Ok(Err(error)) => Err(format!("{what}: {}", Short(error))),
-        Ok(Ok(api_group)) => Ok(api_group
-            .recommended_resources()
-            .into_iter()
-            .filter(|(_, caps)| caps.supports_operation(discovery::verbs::LIST))
-            .map(|(resource, caps)| Kind {
-                resource,
-                namespaced: caps.scope == Scope::Namespaced,
-            })
-            .collect()),
+        Ok(Ok(api_group)) => {
+            // Each kind at its own most stable version: the group's preferred version need
+            // not serve every kind (metallb.io's v1beta2 has only BGPPeer).
+            let mut kinds: Vec<Kind> = api_group
+                .resources_by_stability()
+                .into_iter()
+                .filter(|(_, caps)| caps.supports_operation(discovery::verbs::LIST))
+                .map(|(resource, caps)| Kind {
+                    resource,
+                    namespaced: caps.scope == Scope::Namespaced,
+                })
+                .collect();
+            kinds.sort_by(|a, b| a.resource.plural.cmp(&b.resource.plural));
+            Ok(kinds)
+        }
     }
 }
 

@@ -163,6 +163,18 @@ spec: {{myASN: 64500, peerASN: 64512, peerAddress: 192.0.2.11, passwordSecret: {
         "{peers}"
     );
     assert!(peers.contains("<redacted>"), "{peers}");
+    // Kinds the group's preferred version (v1beta2, BGPPeer only) does not serve are there too.
+    for kind in [
+        "ipaddresspools",
+        "l2advertisements",
+        "bfdprofiles",
+        "metallbs",
+    ] {
+        assert!(
+            has(&format!("namespaces/{ns}/metallb.io/{kind}.yaml")),
+            "{kind}"
+        );
+    }
     let secrets = text(&format!("namespaces/{ns}/core/secrets.yaml"));
     assert!(
         secrets.contains("metallb-memberlist") && secrets.contains("bgp-auth"),
