@@ -26,6 +26,8 @@ pub enum Error {
     Strip { path: PathBuf, reason: String },
     #[error("{0} is not a file name an image can hold")]
     BadName(PathBuf),
+    #[error("{0} is not on this machine's PATH")]
+    NoTool(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

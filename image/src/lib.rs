@@ -42,9 +42,19 @@ pub const PRODUCT_BINARIES: [&str; 4] = [
     "metallb-speaker",
     "metallb-gather",
 ];
-/// Where `oc adm must-gather --image=<product image>` runs the collection: a link to
-/// `metallb-gather`.
+/// Where must-gather images keep the collection (`oc adm must-gather` runs `/usr/bin/gather`);
+/// in the product image a link to `metallb-gather`.
 pub const GATHER_PATH: &str = "usr/bin/gather";
+/// The must-gather image's reference.
+pub const MUST_GATHER_REFERENCE: &str = concat!(
+    "quay.io/metallb-rs/metallb-rs-must-gather:",
+    env!("CARGO_PKG_VERSION")
+);
+/// What `oc adm must-gather` runs in the image besides `/usr/bin/gather`: its pod's command
+/// is `/bin/bash -c` with a disk-usage watchdog (`df`, `awk`, `sed`, `sleep`) and `sync`, its
+/// copy container sleeps, and `oc rsync` falls back to `tar` in it. Found on the building
+/// machine's `PATH`, placed in `/usr/bin` with the libraries they load.
+pub const MUST_GATHER_TOOLS: [&str; 7] = ["bash", "df", "awk", "sed", "sleep", "sync", "tar"];
 /// The product image's default user: the operator and controller pods say `runAsNonRoot`
 /// without a uid; the speaker pod asks for root itself, for its capabilities.
 pub const PRODUCT_USER: &str = "65532:65532";
@@ -109,6 +119,43 @@ pub fn product(reference: &str, binaries: &[PathBuf]) -> Result<Image> {
     Ok(image)
 }
 
+/// The must-gather image named `reference`: `gather` (metallb-gather) as [`GATHER_PATH`] and
+/// its entrypoint, and `tools` (name and program: the [`MUST_GATHER_TOOLS`] as
+/// [`find_tool`] finds them) as `/usr/bin/<name>`, `bash` also as `/bin/bash`. The product
+/// image stays without a shell; this one is only for `oc adm must-gather --image=...`.
+pub fn must_gather(reference: &str, gather: &Path, tools: &[(&str, PathBuf)]) -> Result<Image> {
+    let mut image = Image::new(reference)
+        .user(PRODUCT_USER)
+        .entrypoint(vec![format!("/{GATHER_PATH}")])
+        .strip_debug()
+        .binary_at(GATHER_PATH, gather)?;
+    for (name, program) in tools {
+        image = image.binary_at(&format!("usr/bin/{name}"), program)?;
+        if *name == "bash" {
+            image = image.symlink("bin/bash", "/usr/bin/bash");
+        }
+    }
+    Ok(image)
+}
+
+/// The [`MUST_GATHER_TOOLS`] as found on this machine.
+pub fn must_gather_tools() -> Result<Vec<(&'static str, PathBuf)>> {
+    MUST_GATHER_TOOLS
+        .iter()
+        .map(|name| Ok((*name, find_tool(name)?)))
+        .collect()
+}
+
+/// `name` on this machine's `PATH` (symbolic links resolved, so `awk` is the real program).
+pub fn find_tool(name: &str) -> Result<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+        .and_then(|found| found.canonicalize().ok())
+        .ok_or_else(|| Error::NoTool(name.to_owned()))
+}
+
 /// The pause image: `binary` (a static program that waits for SIGTERM and reaps children) as
 /// the entrypoint.
 pub fn pause(reference: &str, binary: &Path) -> Result<Image> {
@@ -160,13 +207,18 @@ impl Image {
     /// Adds the executable at `path` as `/usr/local/bin/<its name>`, and every shared library
     /// `ldd` reports for it (the dynamic loader included) at the path `ldd` names, so a
     /// glibc-linked Rust binary runs in an otherwise empty image. A static binary adds itself.
-    pub fn binary(mut self, path: &Path) -> Result<Image> {
+    pub fn binary(self, path: &Path) -> Result<Image> {
         let name = path
             .file_name()
             .and_then(|n| n.to_str())
             .ok_or_else(|| Error::BadName(path.to_owned()))?;
+        self.binary_at(&format!("{BIN_DIR}/{name}"), path)
+    }
+
+    /// Like [`Image::binary`], at `inside` (no leading slash) instead of `/usr/local/bin`.
+    pub fn binary_at(mut self, inside: &str, path: &Path) -> Result<Image> {
         let strip = self.strip_debug;
-        self.add_file(&format!("{BIN_DIR}/{name}"), path, 0o755, strip);
+        self.add_file(inside, path, 0o755, strip);
         for lib in shared_libraries(path)? {
             let inside = lib
                 .to_str()
@@ -495,6 +547,28 @@ mod tests {
             ]
             .map(PathBuf::from)
         );
+    }
+
+    #[test]
+    fn the_must_gather_image_holds_gather_and_the_tools_oc_runs_under_their_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let gather = dir.path().join("metallb-gather");
+        std::fs::write(&gather, b"#!/bin/sh\n").unwrap();
+        let image =
+            must_gather("example.com/mg:1", &gather, &must_gather_tools().unwrap()).unwrap();
+        for path in [
+            "usr/bin/gather",
+            "bin/bash",
+            "usr/bin/bash",
+            "usr/bin/awk",
+            "usr/bin/tar",
+        ] {
+            assert!(image.entries.contains_key(path), "{path}");
+        }
+        assert!(
+            matches!(&image.entries["bin/bash"], Entry::Symlink { target } if target == "/usr/bin/bash")
+        );
+        assert_eq!(image.entrypoint, Some(vec!["/usr/bin/gather".to_owned()]));
     }
 
     #[test]

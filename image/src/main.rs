@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! metallb-image product --bin-dir target/debug --out metallb-rs.tar   # quay.io/metallb-rs/metallb-rs:<version>
+//! metallb-image must-gather --gather PATH --out mg.tar                # for oc adm must-gather
 //! metallb-image pause --binary PATH --out pause.tar                   # the nodes' sandbox image
 //! metallb-image write --reference REF --binary PATH... [--entrypoint ARG...] --out FILE
 //! ```
@@ -13,7 +14,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use metallb_image::{Image, PAUSE_REFERENCE, PRODUCT_BINARIES, PRODUCT_REFERENCE};
+use metallb_image::{
+    Image, MUST_GATHER_REFERENCE, PAUSE_REFERENCE, PRODUCT_BINARIES, PRODUCT_REFERENCE,
+};
 
 #[derive(Debug, Parser)]
 #[command(about = "Writes container images as OCI image layout tars")]
@@ -31,6 +34,17 @@ enum Cmd {
         #[arg(long)]
         bin_dir: PathBuf,
         #[arg(long, default_value = PRODUCT_REFERENCE)]
+        reference: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// The must-gather image for `oc adm must-gather --image=...`: metallb-gather as
+    /// /usr/bin/gather, with the shell tools oc's pod runs (taken from this machine).
+    MustGather {
+        /// The metallb-gather executable.
+        #[arg(long)]
+        gather: PathBuf,
+        #[arg(long, default_value = MUST_GATHER_REFERENCE)]
         reference: String,
         #[arg(long)]
         out: PathBuf,
@@ -67,6 +81,15 @@ fn main() -> anyhow::Result<()> {
         } => {
             let bins: Vec<_> = PRODUCT_BINARIES.iter().map(|b| bin_dir.join(b)).collect();
             let image = metallb_image::product(&reference, &bins)?;
+            (reference, image, out)
+        }
+        Cmd::MustGather {
+            gather,
+            reference,
+            out,
+        } => {
+            let tools = metallb_image::must_gather_tools()?;
+            let image = metallb_image::must_gather(&reference, &gather, &tools)?;
             (reference, image, out)
         }
         Cmd::Pause {
