@@ -112,7 +112,8 @@ pub fn trim_metadata(meta: &mut ObjectMeta) {
 }
 
 /// Keeps of a Node what placement rules read: labels, annotations, taints, unschedulable,
-/// the condition types and statuses, and addresses; not its images, capacity or node info.
+/// the conditions' types, statuses and transition times, and addresses; not its images,
+/// capacity or node info.
 pub fn trim_node(node: &mut Node) {
     let status = node.status.take().unwrap_or_default();
     let conditions = status.conditions.map(|conditions| {
@@ -121,6 +122,7 @@ pub fn trim_node(node: &mut Node) {
             .map(|c| NodeCondition {
                 type_: c.type_,
                 status: c.status,
+                last_transition_time: c.last_transition_time,
                 ..NodeCondition::default()
             })
             .collect()

@@ -79,6 +79,10 @@ pub struct NodeArgs {
     /// Comma-separated taint keys that make the node drain.
     #[arg(long, value_delimiter = ',')]
     pub drain_taint_keys: Vec<String>,
+    /// How long a Node's `Ready` condition may be `False` or `Unknown` before the node drains
+    /// (a kubelet restart reports not ready for a moment; a broken node stays so).
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub not_ready_grace: Duration,
     /// Keep announcing a Service a draining node is the last to serve.
     #[arg(long, default_value = "true", action = ArgAction::Set, num_args = 0..=1,
           default_missing_value = "true")]

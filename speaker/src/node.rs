@@ -21,6 +21,7 @@ use tracing::{debug, info, warn};
 
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use k8s_openapi::jiff::Timestamp;
 use kube::runtime::events::Reporter;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Client, Resource as _};
@@ -102,6 +103,7 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
                 never_blackhole: args.never_blackhole,
             },
         },
+        not_ready_grace: args.not_ready_grace,
     };
     let excluded = match &args.excludel2_file {
         Some(path) => excludel2::load(path)?,
@@ -156,6 +158,9 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
         let expiry = observer
             .next_expiry(Instant::now())
             .map_or(duration, |at| at.saturating_duration_since(Instant::now()));
+        let now = Timestamp::now();
+        let not_ready = cluster::next_not_ready(&watches, now, scope.not_ready_grace)
+            .and_then(|at| Duration::try_from(at.duration_since(now)).ok());
         tokio::select! {
             () = &mut stopped => break,
             event = engine.next_event() => {
@@ -182,6 +187,7 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
             () = observer.changed() => {}
             _ = renewals.changed() => {}
             () = tokio::time::sleep(expiry) => {}
+            () = sleep_or_never(not_ready) => dirty = true,
         }
     }
     engine
@@ -226,7 +232,7 @@ impl Last {
         engine: &mut Engine,
         metrics: &mut Metrics,
     ) {
-        match cluster::plan_now(watches, scope, alive) {
+        match cluster::plan_now(watches, scope, alive, Timestamp::now()) {
             Ok((planned, engine_plan)) => {
                 metrics.stale.set(0);
                 metrics.loaded.set(1);
@@ -291,6 +297,14 @@ impl Last {
             };
             events.record(notice, object.object_ref(&())).await;
         }
+    }
+}
+
+/// Sleeps `duration`, or forever without one.
+async fn sleep_or_never(duration: Option<Duration>) {
+    match duration {
+        Some(duration) => tokio::time::sleep(duration).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -70,6 +70,9 @@ pub struct Node {
     pub taints: BTreeSet<String>,
     /// Whether the Node is being deleted (`metadata.deletionTimestamp` is set).
     pub deleting: bool,
+    /// Whether its `Ready` condition has been `False` or `Unknown` for longer than the grace
+    /// period (the caller holds the clock). A Node without the condition counts as ready.
+    pub not_ready: bool,
 }
 
 /// Speaker-wide settings every speaker shares.

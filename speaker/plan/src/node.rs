@@ -71,6 +71,8 @@ fn drain_trigger(node: &Node, drain: &Drain) -> Option<DrainTrigger> {
         Some(DrainTrigger::Deleting)
     } else if node.annotations.contains_key(DRAIN_ANNOTATION) {
         Some(DrainTrigger::Annotation)
+    } else if node.not_ready {
+        Some(DrainTrigger::NotReady)
     } else if drain.on_cordon && node.unschedulable {
         Some(DrainTrigger::Cordoned)
     } else {

@@ -99,6 +99,10 @@ pub enum DrainTrigger {
     Deleting,
     /// It has the `metallb.io/drain` annotation.
     Annotation,
+    /// Its `Ready` condition has been `False` or `Unknown` beyond the grace period. A drain,
+    /// not an exclusion: when the control plane marks every node `Unknown` (it lost them all),
+    /// never-blackhole keeps the services announced.
+    NotReady,
     /// It is cordoned and cordons drain.
     Cordoned,
     /// It has a taint whose key the drain settings list.
@@ -111,6 +115,7 @@ impl fmt::Display for DrainTrigger {
             Self::OutOfService => f.write_str("out-of-service taint"),
             Self::Deleting => f.write_str("node being deleted"),
             Self::Annotation => f.write_str("metallb.io/drain annotation"),
+            Self::NotReady => f.write_str("node not ready"),
             Self::Cordoned => f.write_str("cordoned"),
             Self::Taint(key) => write!(f, "taint {key}"),
         }

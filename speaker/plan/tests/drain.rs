@@ -30,7 +30,7 @@ fn drained_cluster(local: bool, endpoints: &[&str]) -> Cluster {
 #[test]
 fn each_trigger_drains_and_cordons_and_taints_only_when_configured() {
     type Setup = fn(&mut Cluster);
-    let cases: [(&str, Setup, Option<DrainTrigger>); 7] = [
+    let cases: [(&str, Setup, Option<DrainTrigger>); 8] = [
         (
             "out-of-service taint",
             |c| insert_taint(c, OUT_OF_SERVICE),
@@ -48,6 +48,11 @@ fn each_trigger_drains_and_cordons_and_taints_only_when_configured() {
                 node.annotations.insert(DRAIN_ANNOTATION.into(), "".into());
             },
             Some(DrainTrigger::Annotation),
+        ),
+        (
+            "not ready beyond the grace period",
+            |c| c.nodes.get_mut("node-b").unwrap().not_ready = true,
+            Some(DrainTrigger::NotReady),
         ),
         (
             "cordon, not configured",
@@ -174,4 +179,20 @@ fn when_every_candidate_drains_the_election_runs_among_them() {
         layer2(&c, "node-a", "ns/web").reason,
         Reason::NotTheWinner { winner }
     );
+}
+
+#[test]
+fn when_the_control_plane_marks_every_node_not_ready_the_services_stay_announced() {
+    let mut c = drained_cluster(false, &["node-a"]);
+    for node in NODES {
+        c.nodes.get_mut(node).unwrap().not_ready = true;
+    }
+    assert_eq!(announcers(&c, "ns/web"), ["node-b"]);
+    let trigger = DrainTrigger::NotReady;
+    let kept = Reason::AnnounceDraining { trigger };
+    assert_eq!(layer2(&c, "node-b", "ns/web").reason, kept);
+
+    // One node ready again takes the service over from the not-ready ones.
+    c.nodes.get_mut("node-c").unwrap().not_ready = false;
+    assert_eq!(announcers(&c, "ns/web"), ["node-c"]);
 }

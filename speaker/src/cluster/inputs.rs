@@ -8,6 +8,7 @@ use std::net::IpAddr;
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use k8s_openapi::jiff::Timestamp;
 use metallb_api::addresspool::Protocol;
 use metallb_api::addresspool::v1beta1::AddressPool;
 use metallb_api::advertisement::{BGPAdvertisement, BGPAdvertisementSpec, L2Advertisement};
@@ -46,13 +47,15 @@ pub struct Objects<'a> {
     pub endpoint_slices: Vec<&'a EndpointSlice>,
 }
 
-/// The planner's view of `objects`; `alive` are the nodes whose speaker Lease is fresh and
-/// `lb_class` the class this speaker serves. Returns what was left out too.
+/// The planner's view of `objects`; `alive` are the nodes whose speaker is alive,
+/// `lb_class` the class this speaker serves, and a node counts as not ready when its `Ready`
+/// condition left `True` at or before `not_ready_before`. Returns what was left out too.
 pub fn cluster(
     objects: &Objects<'_>,
     alive: BTreeSet<String>,
     lb_class: Option<&str>,
     policy: plan::Policy,
+    not_ready_before: Timestamp,
 ) -> (plan::Cluster, Vec<Skipped>) {
     let mut skipped = Vec::new();
     let mut cluster = plan::Cluster {
@@ -61,7 +64,9 @@ pub fn cluster(
         ..plan::Cluster::default()
     };
     for node in &objects.nodes {
-        cluster.nodes.insert(name(&node.metadata), node_of(node));
+        cluster
+            .nodes
+            .insert(name(&node.metadata), node_of(node, not_ready_before));
     }
     for pool in &objects.ip_address_pools {
         let addresses = addresses(&pool.spec.addresses, &mut skipped, "ipaddresspool");
@@ -162,7 +167,20 @@ fn name(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> St
     meta.name.clone().unwrap_or_default()
 }
 
-fn node_of(node: &Node) -> plan::Node {
+/// Since when the Node's `Ready` condition is `False` or `Unknown` (its last transition; the
+/// epoch when the API server gave none); `None` while ready or when it has no such condition.
+pub fn not_ready_since(node: &Node) -> Option<Timestamp> {
+    let conditions = node.status.as_ref()?.conditions.as_ref()?;
+    let ready = conditions.iter().find(|c| c.type_ == "Ready")?;
+    (ready.status != "True").then(|| {
+        ready
+            .last_transition_time
+            .as_ref()
+            .map_or(Timestamp::UNIX_EPOCH, |t| t.0)
+    })
+}
+
+fn node_of(node: &Node, not_ready_before: Timestamp) -> plan::Node {
     let spec = node.spec.as_ref();
     let conditions = node.status.as_ref().and_then(|s| s.conditions.as_ref());
     let network_unavailable = conditions
@@ -181,6 +199,7 @@ fn node_of(node: &Node) -> plan::Node {
             .map(|t| t.key.clone())
             .collect(),
         deleting: node.metadata.deletion_timestamp.is_some(),
+        not_ready: not_ready_since(node).is_some_and(|since| since <= not_ready_before),
     }
 }
 

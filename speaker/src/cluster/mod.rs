@@ -8,11 +8,13 @@ pub mod inputs;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{
     LoadBalancerIngress, LoadBalancerStatus, Service, ServiceSpec, ServiceStatus,
 };
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointSlice};
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::runtime::reflector::Store;
 use kube::{Api, Client};
 use metallb_plan as plan;
@@ -151,6 +153,8 @@ pub struct Scope {
     pub router_id: Option<Ipv4Addr>,
     /// Drain and exclusion rules.
     pub policy: plan::Policy,
+    /// How long a Node's `Ready` condition may be `False` or `Unknown` before it drains.
+    pub not_ready_grace: Duration,
 }
 
 /// Why no plan could be made from what the cluster holds now.
@@ -166,6 +170,7 @@ pub fn plan_now(
     watches: &Watches,
     scope: &Scope,
     alive: std::collections::BTreeSet<String>,
+    now: Timestamp,
 ) -> Result<(plan::Plan, Plan), Stale> {
     let ns = |meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
         meta.namespace.as_deref() == Some(scope.namespace.as_str())
@@ -225,6 +230,7 @@ pub fn plan_now(
         alive,
         scope.lb_class.as_deref(),
         scope.policy.clone(),
+        not_ready_cutoff(now, scope.not_ready_grace),
     );
     let profiles: BTreeMap<String, metallb_bfd::Profile> = bfd
         .iter()
@@ -270,6 +276,28 @@ pub fn plan_now(
         .map(|(ip, announcement)| (*ip, announcement.interfaces.clone()))
         .collect::<BTreeMap<IpAddr, _>>();
     Ok((planned, engine))
+}
+
+/// Nodes not ready since this moment or earlier drain at `now`.
+fn not_ready_cutoff(now: Timestamp, grace: Duration) -> Timestamp {
+    let grace = SignedDuration::try_from(grace).unwrap_or(SignedDuration::MAX);
+    now.checked_sub(grace).unwrap_or(Timestamp::MIN)
+}
+
+/// The next moment after `now` at which a not-ready Node's grace period ends, so the plan
+/// changes without any object changing.
+pub fn next_not_ready(watches: &Watches, now: Timestamp, grace: Duration) -> Option<Timestamp> {
+    let cutoff = not_ready_cutoff(now, grace);
+    let grace = SignedDuration::try_from(grace).unwrap_or(SignedDuration::MAX);
+    watches
+        .stores
+        .nodes
+        .state()
+        .iter()
+        .filter_map(|node| inputs::not_ready_since(node))
+        .filter(|since| *since > cutoff)
+        .filter_map(|since| since.checked_add(grace).ok())
+        .min()
 }
 
 fn with_routes(mut peer: PeerPlan, routes: &plan::PeerRoutes) -> PeerPlan {
