@@ -97,11 +97,15 @@ select_cluster() {
   [[ -e $STATE/up ]] || die "cluster $NAME is not up"
 }
 
-# spawn LABEL CMD...: in the control-plane namespace, in its own session, as cluster.sh spawns its
-# components (the command line names the state directory, which its teardown checks).
+# spawn LABEL PROGRAM ARGS...: in the control-plane namespace, in its own session, as cluster.sh
+# spawns its components. The program runs through a link in the state directory, so that its
+# command line names that directory, which cluster.sh's teardown checks before it kills.
 spawn() {
-  local label=$1; shift
-  setsid nsenter --net="$CP_NETNS" "$@" </dev/null >>"$STATE/olm-$label.log" 2>&1 &
+  local label=$1 program=$2; shift 2
+  mkdir -p "$STATE/olm-bin"
+  ln -sf "$program" "$STATE/olm-bin/$label"
+  KUBECONFIG=$STATE/olm.kubeconfig setsid nsenter --net="$CP_NETNS" "$STATE/olm-bin/$label" "$@" \
+    </dev/null >>"$STATE/olm-$label.log" 2>&1 &
   echo $! >"$STATE/olm-$label.pid"
   disown
 }
@@ -127,11 +131,11 @@ cmd_up() {
   kubectl_ wait --for=condition=Established crd --all --timeout=60s >/dev/null
   kubectl_ create namespace olm --dry-run=client -o yaml | kubectl_ apply -f - >/dev/null
   # The control-plane namespace reaches the API server on its loopback address.
-  sed 's|server: .*|server: "https://127.0.0.1:6443"|' "$STATE/kubeconfig" >"$STATE/olm.kubeconfig"
+  sed 's|server: "[^"]*"|server: "https://127.0.0.1:6443"|' "$STATE/kubeconfig" >"$STATE/olm.kubeconfig"
   # Both bind :8080 for metrics with no flag to move it; the second logs that and runs on.
   stop olm; stop catalog
-  spawn olm "$tools/olm" --kubeconfig "$STATE/olm.kubeconfig" --namespace olm --writeStatusName ""
-  spawn catalog "$tools/catalog" --kubeconfig "$STATE/olm.kubeconfig" --namespace olm --writeStatusName ""
+  spawn olm "$tools/olm" --namespace olm --writeStatusName ""
+  spawn catalog "$tools/catalog" --namespace olm --writeStatusName ""
   sleep 1
   local label
   for label in olm catalog; do
