@@ -68,7 +68,9 @@ pub(super) fn secure(template: &mut PodTemplateSpec, component: &str) {
         name: "metrics-tls".to_owned(),
         secret: Some(SecretVolumeSource {
             secret_name: Some(tls_secret(component)),
-            default_mode: Some(0o400),
+            // Readable by the non-root controller, whatever uid the platform assigns it
+            // (OpenShift's restricted SCC picks one); nothing else runs in the container.
+            default_mode: Some(0o444),
             ..SecretVolumeSource::default()
         }),
         ..Volume::default()
