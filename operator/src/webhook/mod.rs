@@ -386,6 +386,44 @@ mod tests {
         assert_eq!(config["url"], Value::Null);
     }
 
+    #[tokio::test]
+    async fn readiness_turns_true_only_once_the_server_accepts_connections() {
+        let reserved = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = reserved.local_addr().unwrap();
+        drop(reserved);
+        let (ready, mut ready_rx) = watch::channel(false);
+        let (bound_tx, bound_rx) = tokio::sync::oneshot::channel();
+        let server = async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+            let _ = bound_tx.send(());
+            // Serve until the test is done with it.
+            std::future::pending::<()>().await;
+            drop(listener);
+        };
+        tokio::spawn(ready_when_listening(server, addr, ready));
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert!(!*ready_rx.borrow(), "ready before the server listened");
+        bound_rx.await.unwrap();
+        tokio::time::timeout(Duration::from_secs(5), ready_rx.wait_for(|r| *r))
+            .await
+            .expect("ready once listening")
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_server_that_fails_before_listening_is_never_ready() {
+        let (ready, ready_rx) = watch::channel(false);
+        let failed = ready_when_listening(
+            async { Err::<(), _>("no certificate") },
+            SocketAddr::from(([127, 0, 0, 1], 9)),
+            ready,
+        )
+        .await;
+        assert_eq!(failed, Err("no certificate"));
+        assert!(!*ready_rx.borrow());
+    }
+
     #[test]
     fn a_service_endpoint_needs_the_service_dns_names() {
         let names = certificate_names(&Endpoint::Service {
