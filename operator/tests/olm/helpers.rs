@@ -10,7 +10,15 @@ use metallb_testenv::cluster::Cluster;
 use metallb_testenv::olm;
 use serde_json::Value;
 
-pub const NS: &str = "metallb-system";
+/// Not the suggested namespace: the operator must work where it is installed
+/// (`OPERATOR_NAMESPACE`).
+pub const NS: &str = "olm-metallb";
+
+/// A manifest of the repository, moved from `metallb-system` to [`NS`].
+pub fn manifest(path: &str) -> String {
+    let text = std::fs::read_to_string(source().join(path)).unwrap();
+    text.replace("metallb-system", NS)
+}
 
 pub fn source() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -44,8 +52,9 @@ pub fn json(cluster: &Cluster, args: &[&str]) -> Result<Value, String> {
 }
 
 pub fn apply(cluster: &Cluster, yaml: &str) {
+    let yaml = yaml.replace("metallb-system", NS);
     cluster
-        .kubectl_stdin(["apply", "-f", "-"], yaml)
+        .kubectl_stdin(["apply", "-f", "-"], &yaml)
         .unwrap_or_else(|e| panic!("applying {yaml}: {e}"));
 }
 
@@ -316,10 +325,9 @@ pub fn webhook_refuses_through_olm(cluster: &Cluster, csv: &str) {
         .collect();
     assert!(!webhooks.is_empty(), "OLM registered no webhook for {csv}");
     for webhook in &webhooks {
-        assert_eq!(
-            webhook["clientConfig"]["service"]["name"], "metallb-operator-service",
-            "{webhook}"
-        );
+        let service = &webhook["clientConfig"]["service"];
+        assert_eq!(service["name"], "metallb-operator-service", "{webhook}");
+        assert_eq!(service["namespace"], NS, "{webhook}");
         assert!(
             webhook["clientConfig"]["caBundle"]
                 .as_str()
@@ -329,9 +337,11 @@ pub fn webhook_refuses_through_olm(cluster: &Cluster, csv: &str) {
     let refused = cluster
         .kubectl_stdin(
             ["apply", "-f", "-"],
-            "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\n\
-             metadata: {name: overlapping, namespace: metallb-system}\n\
-             spec: {addresses: [192.168.250.240/29]}\n",
+            &format!(
+                "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\n\
+                 metadata: {{name: overlapping, namespace: {NS}}}\n\
+                 spec: {{addresses: [192.168.250.240/29]}}\n"
+            ),
         )
         .expect_err("an overlapping pool was accepted");
     let message = refused.to_string();

@@ -2,7 +2,9 @@
 //! by the real OLM v0 (olm and catalog operators built from the Go module proxy): the catalog of
 //! `bundle/` and a second, generated version is served with `opm serve`, and an administrator's
 //! CatalogSource, OperatorGroup and Subscription (olm/install) install, upgrade and uninstall it.
-//! Each step's time is printed. Needs root and cgroup v1; builds the product image first.
+//! It is installed into a namespace other than the suggested one, so the operator must follow
+//! `OPERATOR_NAMESPACE`. Each step's time is printed. Needs root and cgroup v1; builds the product
+//! image first.
 
 mod helpers;
 
@@ -39,16 +41,13 @@ fn olm_installs_upgrades_and_uninstalls_the_operator_and_every_service_keeps_its
     olm::serve(&cluster, &catalog, olm::CATALOG_PORT).unwrap();
     steps.mark("OLM up, catalog of two versions served");
 
-    let install = source().join("olm/install");
+    // olm/install, in a namespace other than the suggested one.
     for file in [
         "00-namespace.yaml",
         "10-catalogsource.yaml",
         "20-operatorgroup.yaml",
     ] {
-        let path = install.join(file);
-        cluster
-            .kubectl(["apply", "-f", path.to_str().unwrap()])
-            .unwrap();
+        apply(&cluster, &manifest(&format!("olm/install/{file}")));
     }
     eventually("CatalogSource READY", Duration::from_secs(120), || {
         let source = json(&cluster, &["get", "catalogsource", "metallb-rs-catalog"])?;
@@ -62,12 +61,10 @@ fn olm_installs_upgrades_and_uninstalls_the_operator_and_every_service_keeps_its
     // olm/install's Subscription, pinned to the first version with manual approval so that the
     // upgrade waits for its step.
     let first = csv_name(env!("CARGO_PKG_VERSION"));
-    let subscription = std::fs::read_to_string(install.join("30-subscription.yaml"))
-        .unwrap()
-        .replace(
-            "installPlanApproval: Automatic",
-            &format!("installPlanApproval: Manual\n  startingCSV: {first}"),
-        );
+    let subscription = manifest("olm/install/30-subscription.yaml").replace(
+        "installPlanApproval: Automatic",
+        &format!("installPlanApproval: Manual\n  startingCSV: {first}"),
+    );
     apply(&cluster, &subscription);
     approve_install_plan(&cluster, &first);
     steps.mark("Subscription -> InstallPlan Complete");
@@ -83,13 +80,13 @@ fn olm_installs_upgrades_and_uninstalls_the_operator_and_every_service_keeps_its
     );
     steps.mark("CSV Succeeded, operator pods Running");
 
-    let sample = source().join("manifests/samples/metallb.yaml");
+    let sample = manifest("manifests/samples/metallb.yaml");
     eventually(
         "the sample MetalLB accepted",
         Duration::from_secs(60),
         || {
             cluster
-                .kubectl(["apply", "-f", sample.to_str().unwrap()])
+                .kubectl_stdin(["apply", "-f", "-"], &sample)
                 .map_err(|e| e.to_string())
         },
     );
@@ -103,10 +100,10 @@ fn olm_installs_upgrades_and_uninstalls_the_operator_and_every_service_keeps_its
     steps.mark("webhook refusal through OLM's certificate");
 
     // The BGPPeer conversion goes through OLM's registration: v1beta1 in, the stored v1beta2 out.
-    let peer = source().join("manifests/samples/bgppeer-v1beta1.yaml");
-    cluster
-        .kubectl(["apply", "-f", peer.to_str().unwrap()])
-        .unwrap();
+    apply(
+        &cluster,
+        &manifest("manifests/samples/bgppeer-v1beta1.yaml"),
+    );
     let converted = kubectl(
         &cluster,
         &[
@@ -246,15 +243,13 @@ fn olm_installs_upgrades_and_uninstalls_the_operator_and_every_service_keeps_its
     olm::serve(&cluster, &broken_catalog, BROKEN_PORT).unwrap();
     apply(
         &cluster,
-        &std::fs::read_to_string(install.join("10-catalogsource.yaml"))
-            .unwrap()
+        &manifest("olm/install/10-catalogsource.yaml")
             .replace("metallb-rs-catalog", "broken")
             .replace(&olm::CATALOG_PORT.to_string(), &BROKEN_PORT.to_string()),
     );
     apply(
         &cluster,
-        &std::fs::read_to_string(install.join("30-subscription.yaml"))
-            .unwrap()
+        &manifest("olm/install/30-subscription.yaml")
             .replace("source: metallb-rs-catalog", "source: broken"),
     );
     let broken_csv = csv_name(BROKEN_VERSION);
@@ -297,9 +292,11 @@ fn olm_installs_upgrades_and_uninstalls_the_operator_and_every_service_keeps_its
         messages.contains("calculated deployment install is bad"),
         "{messages:?}"
     );
-    let community = source().join("manifests/samples/community.yaml");
     let unserved = cluster
-        .kubectl(["apply", "-f", community.to_str().unwrap()])
+        .kubectl_stdin(
+            ["apply", "-f", "-"],
+            &manifest("manifests/samples/community.yaml"),
+        )
         .expect_err("a metallb.io write passed a webhook that is not served");
     assert!(
         unserved.to_string().contains("failed calling webhook"),
