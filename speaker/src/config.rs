@@ -54,6 +54,9 @@ const BGP_PORT: u16 = 179;
 const DEFAULT_HOLD: Duration = Duration::from_secs(90);
 /// Longest pause between connection attempts without `connectTime`.
 const DEFAULT_CONNECT: Duration = Duration::from_secs(120);
+/// How long a router keeps our routes after losing the session, with `enableGracefulRestart`:
+/// FRR's default, which MetalLB's FRR mode keeps.
+const GRACEFUL_RESTART_TIME: Duration = Duration::from_secs(120);
 
 /// Why a configuration file was refused. The text names the entry and the field.
 #[derive(Debug, thiserror::Error)]
@@ -423,6 +426,10 @@ pub(crate) fn peer_plan(
     let mut session = metallb_bgp::Config::new(local_asn, peer_asn, router_id);
     session.hold_time = duration(spec.hold_time.as_ref(), DEFAULT_HOLD);
     session.connect_retry_max = duration(spec.connect_time.as_ref(), DEFAULT_CONNECT);
+    session.graceful_restart = spec
+        .enable_graceful_restart
+        .unwrap_or(false)
+        .then_some(GRACEFUL_RESTART_TIME);
     let bfd = match spec.bfd_profile.as_deref().filter(|p| !p.is_empty()) {
         Some(profile) => Some(
             *profiles

@@ -27,6 +27,7 @@ peers:
     myASN: 64500
     peerASN: 64512
     peerAddress: "fd00:250::1"
+    enableGracefulRestart: true
 bgpAdvertisements:
   - prefixes: [192.168.250.200/32, "fd00:250::200/128"]
     communities: ["64500:100", "large:64500:1:2"]
@@ -68,6 +69,12 @@ fn the_example_resolves_into_peers_routes_and_owned_addresses() {
         "192.168.250.11"
     );
     assert_eq!(router.options.password.as_deref(), Some("labsecret"));
+    // Graceful restart per peer, with FRR's restart time as MetalLB's FRR mode keeps it.
+    assert_eq!(router.options.session.graceful_restart, None);
+    assert_eq!(
+        plan.peers["router6"].options.session.graceful_restart,
+        Some(Duration::from_secs(120))
+    );
     let bfd = router.bfd.expect("the peer names a BFD profile");
     assert_eq!(bfd.required_min_rx, Duration::from_millis(10));
     assert_eq!(bfd.desired_min_tx, Duration::from_millis(20));

@@ -11,6 +11,23 @@
 //! §6.8) are settled simply: a peer whose session is between connections (dialing, or
 //! waiting to dial again) takes the accepted connection and abandons its dial; a peer that
 //! already has a connection keeps it, and the new one is closed.
+//!
+//! Graceful restart (RFC 4724), for peers whose session settings have
+//! [`graceful_restart`](metallb_bgp::Config::graceful_restart) (`enableGracefulRestart`):
+//! the router keeps our routes, marked stale, for the restart time after the connection is
+//! lost, and a new session refreshes them with its initial table and End-of-RIB, so a crashed
+//! or OOM-killed speaker that comes back is not an outage. How a new process knows it
+//! restarted: it does not need to. Every peer task offers the Restart State bit on its first
+//! session, because a new process only exists because the previous one ended or this is the
+//! first start. That is exact after a crash, and harmless otherwise: a planned exit withdrew
+//! every route before its Cease ([`BgpHandle::shutdown`], [`BgpHandle::remove_peer`]), so
+//! the router keeps nothing stale, and on a first start it has nothing of ours. The
+//! Forwarding State bit is always set, since forwarding to service addresses is the node's
+//! data plane, not this process. No state outlives the process, so there is no marker file
+//! to write, to clean up, or to find left over after a reboot. The routes a session has when
+//! it comes up are its initial table, followed at once by End-of-RIB, after which the router
+//! drops the stale routes not announced again: a peer must get its routes in the same burst
+//! of commands as [`BgpHandle::add_peer`], as the engine's plans do.
 
 mod net;
 mod peer;
@@ -93,6 +110,8 @@ pub struct PeerStatus {
     pub updates_received: u64,
     /// Refused messages and connections, by label (`bad_peer_as`, `connection_collision`, ...).
     pub messages_dropped: BTreeMap<&'static str, u64>,
+    /// Both sides offered graceful restart on the current connection.
+    pub graceful_restart: bool,
 }
 
 /// Why the driver could not start.
@@ -158,7 +177,8 @@ impl BgpHandle {
         self.send(Command::AddPeer(Box::new(options)));
     }
 
-    /// Closes the session with Cease 6/2 and forgets the peer and its prefixes.
+    /// Withdraws the peer's prefixes if graceful restart is on, closes the session with
+    /// Cease 6/2 and forgets the peer and its prefixes.
     pub fn remove_peer(&self, name: &str) {
         self.send(Command::RemovePeer(name.to_owned()));
     }
@@ -214,7 +234,8 @@ impl BgpHandle {
         statuses.values().map(peer::read_status).collect()
     }
 
-    /// Sends Cease 6/2 to every peer, waits until it is written, and ends the driver's tasks.
+    /// Sends Cease 6/2 to every peer (after withdrawing its prefixes if graceful restart is
+    /// on), waits until it is written, and ends the driver's tasks.
     pub async fn shutdown(&self) {
         let (done, finished) = oneshot::channel();
         self.send(Command::Shutdown(done));

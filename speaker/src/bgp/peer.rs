@@ -93,6 +93,8 @@ impl PeerTask {
     ) -> (Self, StatusSlot) {
         let mut session = Session::new(options.session.clone());
         session.set_graceful_shutdown(graceful_shutdown);
+        // A new task is a new process or a new peer: see the module documentation.
+        session.set_restarting(true);
         let slot = StatusSlot::new(Mutex::new(PeerStatus {
             name: options.name.clone(),
             address: options.address,
@@ -104,6 +106,7 @@ impl PeerTask {
             updates_sent: 0,
             updates_received: 0,
             messages_dropped: BTreeMap::new(),
+            graceful_restart: false,
         }));
         let task = Self {
             options,
@@ -272,7 +275,8 @@ impl PeerTask {
                 self.last_down = Some(label);
             }
             Event::Established => {
-                info!(peer = %name, "bgp session established");
+                let graceful_restart = self.session.graceful_restart_negotiated();
+                info!(peer = %name, graceful_restart, "bgp session established");
                 self.established_at = Some(Instant::now());
             }
             Event::Down(reason) => {
@@ -351,6 +355,7 @@ impl PeerTask {
         status.updates_sent = self.session.updates_sent();
         status.updates_received = self.session.updates_received();
         status.messages_dropped.clone_from(&self.dropped);
+        status.graceful_restart = self.session.graceful_restart_negotiated();
     }
 }
 
