@@ -17,7 +17,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{Speaker, frr_neighbour, frr_route, wait_established, wait_for};
+use common::{Speaker, frr_bfd_status, frr_neighbour, frr_route, wait_established, wait_for};
 use metallb_testenv::lab::{Host, Lab, LabOptions};
 use nix::sys::signal::{Signal, kill};
 use serde_json::Value;
@@ -28,15 +28,27 @@ const POLL: Duration = Duration::from_millis(10);
 /// node1's static configuration: one eBGP session to the router over `family`, announcing
 /// `prefixes`, with `enableGracefulRestart` as given.
 fn config(family: Family, graceful_restart: bool, prefixes: &[&str]) -> String {
+    config_with_bfd(family, graceful_restart, false, prefixes)
+}
+
+/// As [`config`], with FRR's BFD timers (300 ms x 3) on the session when `bfd`.
+fn config_with_bfd(family: Family, graceful_restart: bool, bfd: bool, prefixes: &[&str]) -> String {
     let (router, source) = match family {
         Family::Ipv4 => ("192.168.250.1", "192.168.250.11"),
         Family::Ipv6 => ("fd00:250::1", "fd00:250::11"),
     };
     let prefixes: Vec<String> = prefixes.iter().map(|p| format!("\"{p}\"")).collect();
+    let (profiles, profile) = if bfd {
+        let profiles = "bfdProfiles:\n  - name: lab\n    receiveInterval: 300\n    \
+                        transmitInterval: 300\n    detectMultiplier: 3\n";
+        (profiles, "    bfdProfile: lab\n")
+    } else {
+        ("", "")
+    };
     format!(
         r#"
 routerID: 192.168.250.11
-peers:
+{profiles}peers:
   - name: router
     myASN: 64500
     peerASN: 64512
@@ -45,7 +57,7 @@ peers:
     holdTime: 9s
     connectTime: 1s
     enableGracefulRestart: {graceful_restart}
-bgpAdvertisements:
+{profile}bgpAdvertisements:
   - prefixes: [{}]
 "#,
         prefixes.join(", ")
@@ -273,7 +285,8 @@ fn a_killed_speaker_keeps_its_routes(family: Family) {
     let stale = samples.span(Seen::Stale).expect("seen stale");
     println!(
         "{family:?}: {} samples ({:?} apart, at most {:?}): absent {}, stale for {stale:?}; \
-         new process Established after {established:?}, dropped prefix gone after {gone:?}; {}",
+         new process seen Established after {established:?}, dropped prefix seen gone after \
+         {gone:?}; {}",
         samples.0.len(),
         samples.resolution().0,
         samples.resolution().1,
@@ -351,6 +364,13 @@ fn a_planned_exit_withdraws_even_with_graceful_restart_on() {
     let mut speaker = start(&lab, dir.path(), &config(Family::Ipv4, true, &[kept]));
     wait_established(&lab, neighbour, 20 * SECOND).expect("Established");
     wait_for(10 * SECOND, POLL, || frr_route(&lab, kept)).expect("FRR has the prefix");
+    let end_of_ribs = || {
+        let info = frr_neighbour(&lab, neighbour)["gracefulRestartInfo"].clone();
+        (info["endOfRibRecv"].as_object().map(|eor| eor.len()) == Some(2)).then_some(())
+    };
+    wait_for(5 * SECOND, POLL, end_of_ribs).expect("the initial table is complete");
+    let updates = || frr_neighbour(&lab, neighbour)["messageStats"]["updatesRecv"].as_u64();
+    let updates_before = updates();
 
     let start = Instant::now();
     let samples = Samples::during(&lab, kept, || {
@@ -372,10 +392,55 @@ fn a_planned_exit_withdraws_even_with_graceful_restart_on() {
         start.elapsed()
     );
     assert!(gone.is_some(), "FRR kept the route after a planned exit");
+    // The withdrawal itself reached FRR before the Cease.
+    assert_eq!(updates(), updates_before.map(|count| count + 1));
+    let last_reset = &frr_neighbour(&lab, neighbour)["lastResetDueTo"];
+    println!("planned exit: FRR's last reset: {last_reset}");
     assert_eq!(
         samples.count(Seen::Stale),
         0,
         "FRR took the exit for a restart"
     );
+    assert_eq!(samples.0.last().map(|(_, seen)| *seen), Some(Seen::Absent));
+}
+
+#[test]
+fn with_graceful_restart_and_bfd_a_cut_link_still_drops_the_route_at_detection() {
+    let lab = Lab::up(LabOptions::default()).expect("the lab comes up");
+    let dir = tempfile::tempdir().expect("a directory");
+    let (neighbour, kept, _) = Family::Ipv4.fixture();
+    let yaml = config_with_bfd(Family::Ipv4, true, true, &[kept]);
+    let _speaker = start(&lab, dir.path(), &yaml);
+    wait_established(&lab, neighbour, 20 * SECOND).expect("Established");
+    wait_for(10 * SECOND, POLL, || frr_route(&lab, kept)).expect("FRR has the prefix");
+    wait_for(10 * SECOND, POLL, || {
+        (frr_bfd_status(&lab, neighbour) == "up").then_some(())
+    })
+    .expect("BFD is up at FRR");
+
+    let mut cut_at = Duration::ZERO;
+    let samples = Samples::during(&lab, kept, || {
+        let start = Instant::now();
+        lab.link(Host::Node(1), false).expect("the cable is pulled");
+        cut_at = start.elapsed();
+        wait_for(5 * SECOND, POLL, || {
+            frr_route(&lab, kept).is_none().then_some(())
+        })
+        .expect("FRR drops the route");
+        // Long enough to see it does not come back as stale.
+        thread::sleep(SECOND);
+    });
+    let gone = samples
+        .0
+        .iter()
+        .find(|(_, seen)| *seen == Seen::Absent)
+        .map(|(at, _)| *at - cut_at)
+        .expect("seen absent");
+    println!(
+        "graceful restart with BFD (300 ms x 3): cut link, route gone after {gone:?}, \
+         stale samples {}",
+        samples.count(Seen::Stale)
+    );
+    assert!(gone < 3 * SECOND, "the route outlived BFD's detection");
     assert_eq!(samples.0.last().map(|(_, seen)| *seen), Some(Seen::Absent));
 }
