@@ -13,6 +13,7 @@ pub mod engine;
 pub mod event;
 pub mod excludel2;
 pub mod l2;
+pub mod membership;
 pub mod metrics;
 pub mod node;
 pub mod runner;

@@ -5,12 +5,13 @@
 //! `metallb_k8s_client_config_stale_bool` and logs each object and field at fault. On SIGTERM
 //! it leaves (GRACEFUL_SHUTDOWN for the delay when asked, then Cease) and deletes its Lease.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use metallb_liveness::{NodeReason, OwnState};
 use metallb_plan as plan;
 use metallb_runtime::admin::{self, Readiness};
 use metallb_runtime::lease::{NodeLease, NodeLeaseObserver};
@@ -34,6 +35,7 @@ use crate::config::Plan;
 use crate::engine::Engine;
 use crate::event::DriverEvent;
 use crate::excludel2;
+use crate::membership::{MAX_DATAGRAM, Membership};
 use crate::metrics::{Announced, Metrics, announcements};
 use crate::status::{self, StatusWriter};
 
@@ -42,6 +44,11 @@ const SETTLE: Duration = Duration::from_millis(20);
 
 /// How often driver figures are copied into the metrics.
 const METRICS_REFRESH: Duration = Duration::from_secs(1);
+
+/// How long a leaving speaker keeps answering in layer 2 after telling its peers, so the
+/// next owner announces before it falls silent: the peers' replan and first gratuitous ARP
+/// take a few tens of milliseconds.
+const HANDOVER: Duration = Duration::from_millis(250);
 
 /// Event publishers running at once.
 const EVENT_WORKERS: usize = 2;
@@ -79,7 +86,15 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
 
     let namespace = args.scope.namespace.clone();
     let duration = args.fencing_lease_duration;
-    let lease = NodeLease::new(client.clone(), &namespace, &node, duration);
+    let mut lease = NodeLease::new(client.clone(), &namespace, &node, duration);
+    let mut membership = match &args.membership_key_file {
+        Some(path) => {
+            let (membership, annotations) = heartbeats(&args, &node, path, duration).await?;
+            lease = lease.with_annotations(annotations);
+            Some(membership)
+        }
+        None => None,
+    };
     let mut renewals = lease.subscribe();
     let renewing = tokio::spawn(lease.run_until(shutdown.wait()));
     let (observer, observing) = NodeLeaseObserver::watch(client.clone(), &namespace);
@@ -135,9 +150,13 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
     let mut alive = BTreeSet::new();
     let stopped = shutdown.wait();
     tokio::pin!(stopped);
+    let mut datagram = vec![0; MAX_DATAGRAM];
     loop {
         // Lease renewals change nothing the planner reads; only who is alive does.
-        let now_alive = observer.alive(Instant::now());
+        let now_alive = match &membership {
+            Some(membership) => counted(membership, Instant::now(), args.fencing),
+            None => observer.alive(Instant::now()),
+        };
         if now_alive != alive {
             alive = now_alive;
             dirty = true;
@@ -184,16 +203,47 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
                 tokio::time::sleep(SETTLE).await;
                 dirty = true;
             }
-            () = observer.changed() => {}
-            _ = renewals.changed() => {}
+            () = observer.changed() => {
+                if let Some(membership) = &mut membership {
+                    membership.leases(Instant::now(), &observer.leases());
+                }
+            }
+            _ = renewals.changed() => {
+                if let Some(membership) = &mut membership {
+                    membership.renewal(Instant::now(), *renewals.borrow());
+                }
+            }
+            received = receive(membership.as_ref(), &mut datagram) => {
+                if let (Some(membership), Ok(len)) = (&mut membership, received) {
+                    membership.packet(Instant::now(), &datagram[..len]);
+                }
+            }
+            () = sleep_until_or_never(membership.as_ref().and_then(Membership::deadline)) => {
+                if let Some(membership) = &mut membership {
+                    membership.tick(Instant::now());
+                }
+            }
             () = tokio::time::sleep(expiry) => {}
             () = sleep_or_never(not_ready) => dirty = true,
         }
     }
+    // Layer 2 is handed over first: peers learn at once that this speaker leaves (its
+    // heartbeats say so, and its Lease goes), the next owner announces, and only then does
+    // this node stop answering.
+    if let Some(membership) = &mut membership {
+        membership.leave(Instant::now());
+    }
+    renewing.await?;
+    if last
+        .plan
+        .as_ref()
+        .is_some_and(|plan| !plan.layer2.is_empty())
+    {
+        tokio::time::sleep(HANDOVER).await;
+    }
     engine
         .leave(args.graceful_shutdown, args.graceful_shutdown_delay)
         .await;
-    renewing.await?;
     drop(last);
     if tokio::time::timeout(EVENT_DRAIN, publishers.join_all())
         .await
@@ -297,6 +347,69 @@ impl Last {
             };
             events.record(notice, object.object_ref(&())).await;
         }
+    }
+}
+
+/// Starts the heartbeats with the key in `path`; they need this node's address.
+async fn heartbeats(
+    args: &NodeArgs,
+    node: &str,
+    path: &std::path::Path,
+    lease_duration: Duration,
+) -> anyhow::Result<(Membership, watch::Receiver<BTreeMap<String, String>>)> {
+    let secret = std::fs::read(path)
+        .with_context(|| format!("reading the membership key {}", path.display()))?;
+    anyhow::ensure!(
+        !secret.is_empty(),
+        "the membership key {} is empty",
+        path.display()
+    );
+    let host_ip = args
+        .host_ip
+        .context("heartbeats need this node's address: set HOST_IP or --host-ip")?;
+    let defaults = metallb_liveness::Config::default();
+    // Short Leases (labs) need a margin the core accepts: under a quarter of the Lease.
+    let config = metallb_liveness::Config {
+        lease_duration,
+        fence_margin: defaults.fence_margin.min(lease_duration / 8),
+        ..defaults
+    };
+    Membership::start(node, &secret, host_ip, args.heartbeat_port, config)
+        .await
+        .context("starting the heartbeats")
+}
+
+/// The nodes the planner counts alive. Without fencing, a speaker that fenced itself (and
+/// the peers that did) still count: every speaker has the same setting, so all agree.
+fn counted(membership: &Membership, now: Instant, fencing: bool) -> BTreeSet<String> {
+    let view = membership.view(now);
+    let mut alive = view.candidates;
+    if !fencing {
+        let fenced = view
+            .nodes
+            .iter()
+            .filter(|(_, n)| n.reason == NodeReason::Fenced);
+        alive.extend(fenced.map(|(name, _)| name.clone()));
+        if matches!(view.own, OwnState::Fenced { .. }) {
+            alive.insert(membership.node().to_owned());
+        }
+    }
+    alive
+}
+
+/// The next heartbeat datagram, or never without heartbeats.
+async fn receive(membership: Option<&Membership>, buf: &mut [u8]) -> std::io::Result<usize> {
+    match membership {
+        Some(membership) => membership.recv(buf).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Sleeps until `at`, or forever without it.
+async fn sleep_until_or_never(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -44,6 +44,9 @@ fn a_speaker_started_like_the_daemonset_holds_its_node_lease_until_sigterm() {
         "announcedInterfacesToExclude: [\"^docker.*\", \"^veth.*\"]\n",
     )
     .unwrap();
+    // What the operator mounts from the membership Secret.
+    let key = dir.path().join("secretkey");
+    std::fs::write(&key, "a membership key").unwrap();
     let args = [
         format!("--control={}", control.display()),
         format!("--kubeconfig={}", cp.kubeconfig_path().display()),
@@ -52,8 +55,9 @@ fn a_speaker_started_like_the_daemonset_holds_its_node_lease_until_sigterm() {
         "--log-level=info".to_owned(),
         "--metrics-host=127.0.0.1".to_owned(),
         format!("--metrics-port={port}"),
-        "--heartbeat-port=7946".to_owned(),
-        "--membership-key-file=/etc/metallb/membership/secretkey".to_owned(),
+        "--host-ip=127.0.0.1".to_owned(),
+        format!("--heartbeat-port={}", free_port()),
+        format!("--membership-key-file={}", key.display()),
         format!("--excludel2-file={}", excludel2.display()),
         "--drain-on-cordon=false".to_owned(),
         "--never-blackhole=true".to_owned(),

@@ -17,7 +17,7 @@ mod record;
 use std::time::Duration;
 
 pub use election::{Elector, Lost};
-pub use node::{NodeLease, NodeLeaseObserver, Renewal};
+pub use node::{NodeLease, NodeLeaseObserver, ObservedLease, Renewal};
 pub use record::Observed;
 
 /// Why an API call about a Lease failed.

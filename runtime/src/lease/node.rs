@@ -57,6 +57,7 @@ pub struct NodeLease {
     interval: Duration,
     last: Option<Lease>,
     renewal: watch::Sender<Renewal>,
+    annotations: Option<watch::Receiver<BTreeMap<String, String>>>,
 }
 
 impl NodeLease {
@@ -70,6 +71,28 @@ impl NodeLease {
             interval: (duration / 4).max(Duration::from_millis(250)),
             last: None,
             renewal: watch::Sender::new(Renewal::default()),
+            annotations: None,
+        }
+    }
+
+    /// Writes the latest of `annotations` with every renewal: facts other speakers read from
+    /// the Lease at no extra request (the heartbeat address, the peers this node hears).
+    pub fn with_annotations(
+        mut self,
+        annotations: watch::Receiver<BTreeMap<String, String>>,
+    ) -> Self {
+        self.annotations = Some(annotations);
+        self
+    }
+
+    /// Puts the wanted annotations on `meta`, over older values of the same keys.
+    fn annotate(&self, meta: &mut ObjectMeta) {
+        if let Some(wanted) = &self.annotations {
+            let wanted = wanted.borrow();
+            if !wanted.is_empty() {
+                let annotations = meta.annotations.get_or_insert_with(BTreeMap::new);
+                annotations.extend(wanted.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
         }
     }
 
@@ -122,7 +145,7 @@ impl NodeLease {
             None => match bounded(deadline, self.api.get_opt(&name)).await? {
                 Some(lease) => lease,
                 None => {
-                    let lease = Lease {
+                    let mut lease = Lease {
                         metadata: ObjectMeta {
                             name: Some(name.clone()),
                             labels: Some(BTreeMap::from([(
@@ -139,6 +162,7 @@ impl NodeLease {
                             ..LeaseSpec::default()
                         }),
                     };
+                    self.annotate(&mut lease.metadata);
                     let params = PostParams::default();
                     let created = self.api.create(&params, &lease);
                     self.last = Some(bounded(deadline, created).await?);
@@ -151,6 +175,7 @@ impl NodeLease {
         spec.holder_identity = Some(self.node.clone());
         spec.lease_duration_seconds = Some(seconds);
         spec.renew_time = Some(now);
+        self.annotate(&mut lease.metadata);
         let params = PostParams::default();
         let replace = self.api.replace(&name, &params, &lease);
         self.last = Some(bounded(deadline, replace).await?);
@@ -180,8 +205,27 @@ pub struct NodeLeaseObserver {
 
 #[derive(Debug, Default)]
 struct Shared {
-    leases: Mutex<BTreeMap<String, (LeaseSpec, Observed)>>,
+    leases: Mutex<BTreeMap<String, Seen>>,
     changed: Notify,
+}
+
+/// One speaker Lease as last seen.
+#[derive(Debug)]
+struct Seen {
+    spec: LeaseSpec,
+    observed: Observed,
+    annotations: BTreeMap<String, String>,
+}
+
+/// A speaker Lease as this observer has seen it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObservedLease {
+    /// When its current record was first seen here: its last renewal, on this clock.
+    pub renewed_at: Instant,
+    /// When it expires unless renewed, on this clock.
+    pub expires_at: Instant,
+    /// Its annotations.
+    pub annotations: BTreeMap<String, String>,
 }
 
 impl NodeLeaseObserver {
@@ -213,9 +257,9 @@ impl NodeLeaseObserver {
         let leases = self.inner.leases.lock().unwrap_or_else(|e| e.into_inner());
         leases
             .iter()
-            .filter(|(_, (spec, observed))| {
-                observed
-                    .expires_at(spec, Duration::ZERO)
+            .filter(|(_, seen)| {
+                seen.observed
+                    .expires_at(&seen.spec, Duration::ZERO)
                     .is_some_and(|at| at > now)
             })
             .map(|(node, _)| node.clone())
@@ -227,9 +271,25 @@ impl NodeLeaseObserver {
         let leases = self.inner.leases.lock().unwrap_or_else(|e| e.into_inner());
         leases
             .values()
-            .filter_map(|(spec, observed)| observed.expires_at(spec, Duration::ZERO))
+            .filter_map(|seen| seen.observed.expires_at(&seen.spec, Duration::ZERO))
             .filter(|at| *at > now)
             .min()
+    }
+
+    /// Every speaker Lease seen so far, by node.
+    pub fn leases(&self) -> BTreeMap<String, ObservedLease> {
+        let leases = self.inner.leases.lock().unwrap_or_else(|e| e.into_inner());
+        leases
+            .iter()
+            .filter_map(|(node, seen)| {
+                let lease = ObservedLease {
+                    renewed_at: seen.observed.since()?,
+                    expires_at: seen.observed.expires_at(&seen.spec, Duration::ZERO)?,
+                    annotations: seen.annotations.clone(),
+                };
+                Some((node.clone(), lease))
+            })
+            .collect()
     }
 
     /// Resolves at the next change of any Lease (one waiter: a change while nobody waits is
@@ -245,11 +305,15 @@ impl Shared {
         let mut note = |lease: Lease| {
             let Some(node) = node_of(&lease) else { return };
             let spec = lease.spec.unwrap_or_default();
-            let entry = leases
-                .entry(node)
-                .or_insert_with(|| (spec.clone(), Observed::default()));
-            entry.0 = spec;
-            entry.1.expired(&entry.0, Duration::ZERO, now);
+            let annotations = lease.metadata.annotations.unwrap_or_default();
+            let seen = leases.entry(node).or_insert_with(|| Seen {
+                spec: spec.clone(),
+                observed: Observed::default(),
+                annotations: BTreeMap::new(),
+            });
+            seen.spec = spec;
+            seen.observed.expired(&seen.spec, Duration::ZERO, now);
+            seen.annotations = annotations;
         };
         match event {
             Event::Apply(lease) | Event::InitApply(lease) => note(lease),
@@ -313,6 +377,23 @@ mod tests {
             observer.next_expiry(later),
             Some(start + Duration::from_secs(18))
         );
+    }
+
+    #[test]
+    fn observed_leases_carry_their_annotations_and_when_they_were_seen_renewed() {
+        let observer = NodeLeaseObserver::default();
+        let start = Instant::now();
+        let mut annotated = lease("a", 1);
+        annotated.metadata.annotations = Some(BTreeMap::from([("k".into(), "v".into())]));
+        observer.inner.apply(Event::Apply(annotated), start);
+        let later = start + Duration::from_secs(3);
+        observer.inner.apply(Event::Apply(lease("b", 1)), later);
+        let leases = observer.leases();
+        assert_eq!(leases["a"].renewed_at, start);
+        assert_eq!(leases["a"].expires_at, start + Duration::from_secs(10));
+        assert_eq!(leases["a"].annotations["k"], "v");
+        assert_eq!(leases["b"].renewed_at, later);
+        assert!(leases["b"].annotations.is_empty());
     }
 
     #[test]

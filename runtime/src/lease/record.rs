@@ -35,6 +35,11 @@ impl Observed {
             .map(|(_, since)| *since + duration_of(spec, default))
     }
 
+    /// When the record seen last was first seen: when its holder renewed it, on this clock.
+    pub fn since(&self) -> Option<Instant> {
+        self.seen.as_ref().map(|(_, since)| *since)
+    }
+
     /// Forgets what was seen (after our own write: the next read starts the clock afresh).
     pub fn reset(&mut self) {
         self.seen = None;

@@ -24,7 +24,7 @@ pub struct ClusterLab {
     pub names: Vec<String>,
     kubeconfigs: Vec<PathBuf>,
     speakers: Vec<Option<Daemon>>,
-    _proxies: Vec<FreezableProxy>,
+    proxies: Vec<FreezableProxy>,
 }
 
 impl ClusterLab {
@@ -61,7 +61,7 @@ impl ClusterLab {
             names,
             kubeconfigs,
             speakers: vec![None, None, None],
-            _proxies: proxies,
+            proxies,
         }
     }
 
@@ -116,6 +116,16 @@ impl ClusterLab {
         args.extend(extra.iter().map(|a| a.to_string()));
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         self.speakers[index] = Some(self.lab.spawn(host, SPEAKER, &args).unwrap());
+    }
+
+    /// Cuts node `index` from the API server: its connections stay open and go silent.
+    pub fn freeze(&self, index: usize) {
+        self.proxies[index].freeze();
+    }
+
+    /// Gives node `index` the API server back.
+    pub fn thaw(&self, index: usize) {
+        self.proxies[index].thaw();
     }
 
     /// Starts every node's speaker.

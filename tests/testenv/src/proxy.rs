@@ -1,6 +1,7 @@
 //! A TCP proxy in front of the API server that can stop forwarding: the failure of a node being
 //! torn down, where the API server still accepts connections but never answers. Bytes read
-//! while frozen are held, never delivered, so a frozen client's requests do not land later.
+//! while frozen are held until [`FreezableProxy::thaw`], so a frozen client's requests land
+//! only if the partition heals.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -57,6 +58,12 @@ impl FreezableProxy {
     /// Stops forwarding in both directions, on every connection, old and new.
     pub fn freeze(&self) {
         self.flags.frozen.store(true, Ordering::SeqCst);
+    }
+
+    /// Forwards again, like a partition healing: what was held goes through first, and the
+    /// client may since have given up on those connections.
+    pub fn thaw(&self) {
+        self.flags.frozen.store(false, Ordering::SeqCst);
     }
 
     /// A copy of the kubeconfig at `kubeconfig` that reaches the API server through this proxy,
