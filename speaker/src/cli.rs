@@ -39,9 +39,9 @@ pub struct Cli {
 ///
 /// On a cluster node the speaker keeps its node's speaker Lease renewed (the other speakers
 /// watch these Leases to know who is alive), plans from the cluster's objects what this node
-/// announces and carries it out, and serves `/healthz`, `/readyz` and `/metrics`. The drain
-/// arguments and the graceful-shutdown ones take effect; fencing and the heartbeats take
-/// effect in a later version (they parse and are checked).
+/// announces and carries it out, and serves `/healthz`, `/readyz` and `/metrics`. With a
+/// membership key, speakers also exchange heartbeats (a dead speaker's IPs move in under a
+/// second) and a speaker that cannot renew its Lease while its peers can fences itself.
 #[derive(Debug, Clone, clap::Args)]
 pub struct NodeArgs {
     /// This node's name (the downward API's `spec.nodeName`).
@@ -62,10 +62,11 @@ pub struct NodeArgs {
     /// Unix socket for `metallb-speaker show`.
     #[arg(long, default_value = DEFAULT_CONTROL)]
     pub control: PathBuf,
-    /// UDP port of the heartbeats between speakers (takes effect in a later version).
+    /// UDP port of the heartbeats between speakers.
     #[arg(long, default_value_t = HEARTBEAT_PORT)]
     pub heartbeat_port: u16,
-    /// File holding the key that authenticates heartbeats (takes effect in a later version).
+    /// File holding the key that authenticates heartbeats; without it there are none and a
+    /// speaker counts as alive while its Lease is fresh.
     #[arg(long)]
     pub membership_key_file: Option<PathBuf>,
     /// File listing the interfaces layer 2 never announces on (MetalLB's
@@ -94,8 +95,8 @@ pub struct NodeArgs {
     /// How long routes stay announced with GRACEFUL_SHUTDOWN on SIGTERM.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub graceful_shutdown_delay: Duration,
-    /// Stop announcing when this node cannot renew its Lease while others can (takes effect in
-    /// a later version).
+    /// Stop announcing when this node cannot renew its Lease while its peers can (with
+    /// heartbeats).
     #[arg(long, default_value = "true", action = ArgAction::Set, num_args = 0..=1,
           default_missing_value = "true")]
     pub fencing: bool,
