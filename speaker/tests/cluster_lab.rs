@@ -8,116 +8,17 @@
 
 mod common;
 
-use std::collections::BTreeSet;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use common::cluster::{ClusterLab, lab_peers};
+use common::cluster::{ClusterLab, VIP, lab_peers, lab_services, winner_of};
 use common::wait_for;
-use metallb_plan as plan;
 use metallb_testenv::{ControlPlane, test_name};
-const VIP: Ipv4Addr = Ipv4Addr::new(192, 168, 250, 201);
-
-fn objects(ns: &str) -> String {
-    format!(
-        r#"
-apiVersion: metallb.io/v1beta1
-kind: IPAddressPool
-metadata: {{name: lab, namespace: {ns}}}
-spec: {{addresses: [192.168.250.200/29, "fd00:250::200/125"]}}
----
-apiVersion: metallb.io/v1beta1
-kind: L2Advertisement
-metadata: {{name: l2, namespace: {ns}}}
-spec: {{}}
----
-apiVersion: metallb.io/v1beta1
-kind: BGPAdvertisement
-metadata: {{name: bgp, namespace: {ns}}}
-spec: {{communities: ["64500:100"]}}
----
-apiVersion: v1
-kind: Service
-metadata: {{name: web, namespace: {ns}}}
-spec: {{type: LoadBalancer, ports: [{{port: 80}}]}}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: web-1
-  namespace: {ns}
-  labels: {{kubernetes.io/service-name: web}}
-addressType: IPv4
-ports: [{{port: 80}}]
-endpoints:
-  - {{addresses: [10.0.1.1], nodeName: node1, conditions: {{ready: true}}}}
-  - {{addresses: [10.0.2.1], nodeName: node2, conditions: {{ready: true}}}}
-  - {{addresses: [10.0.3.1], nodeName: node3, conditions: {{ready: true}}}}
----
-apiVersion: v1
-kind: Service
-metadata: {{name: web6, namespace: {ns}}}
-spec: {{type: LoadBalancer, ipFamilies: [IPv6], ipFamilyPolicy: SingleStack, ports: [{{port: 80}}]}}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: web6-1
-  namespace: {ns}
-  labels: {{kubernetes.io/service-name: web6}}
-addressType: IPv6
-ports: [{{port: 80}}]
-endpoints:
-  - {{addresses: ["fd00:1::1"], nodeName: node1, conditions: {{ready: true}}}}
-"#
-    )
-}
 
 /// The node MetalLB's election picks for the VIP among `alive`, by the planner (whose hash
 /// order is checked against hand-computed SHA-256 values in its own tests).
 fn winner(alive: &[&str]) -> String {
     winner_of(IpAddr::V4(VIP), alive)
-}
-
-/// The node MetalLB's election picks for `ip` among `alive`.
-fn winner_of(ip: IpAddr, alive: &[&str]) -> String {
-    let mut cluster = plan::Cluster::default();
-    for node in ["node1", "node2", "node3"] {
-        cluster.nodes.insert(node.into(), plan::Node::default());
-    }
-    cluster.alive = alive.iter().map(|n| n.to_string()).collect();
-    let pool = plan::Pool {
-        addresses: vec![
-            plan::Addresses::Cidr("192.168.250.200/29".parse().unwrap()),
-            plan::Addresses::Cidr("fd00:250::200/125".parse().unwrap()),
-        ],
-        ..plan::Pool::default()
-    };
-    cluster.pools.insert("lab".into(), pool);
-    cluster
-        .l2_advertisements
-        .insert("l2".into(), plan::L2Advertisement::default());
-    let endpoints = ["node1", "node2", "node3"].map(|node| plan::Endpoint {
-        node: Some(node.into()),
-        ready: Some(true),
-        serving: None,
-    });
-    let service = plan::Service {
-        ours: true,
-        ingress: vec![ip],
-        endpoints: endpoints.to_vec(),
-        ..plan::Service::default()
-    };
-    cluster
-        .services
-        .insert(plan::ServiceKey::new("ns", "web"), service);
-    let owners: BTreeSet<String> = alive
-        .iter()
-        .filter(|node| plan::plan(&cluster, node).unwrap().layer2.contains_key(&ip))
-        .map(|n| n.to_string())
-        .collect();
-    assert_eq!(owners.len(), 1, "{owners:?}");
-    owners.into_iter().next().unwrap()
 }
 
 #[test]
@@ -129,7 +30,7 @@ fn three_speakers_on_the_cluster_elect_one_layer2_owner_and_all_send_the_route()
     let mut cluster = ClusterLab::up(cp, "");
     cp.kubectl_with_input(
         ["apply", "-f", "-"],
-        &format!("{}---\n{}", objects(namespace), lab_peers(namespace)),
+        &format!("{}---\n{}", lab_services(namespace), lab_peers(namespace)),
     )
     .unwrap();
     let status = r#"{"status":{"loadBalancer":{"ingress":[{"ip":"192.168.250.201"}]}}}"#;

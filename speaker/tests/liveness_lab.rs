@@ -10,18 +10,14 @@
 
 mod common;
 
-use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::cluster::ClusterLab;
-use metallb_plan as plan;
+use common::cluster::{ClusterLab, VIP, lab_services, winner_of};
 use metallb_testenv::lab::{Host, Lab};
 use metallb_testenv::{ControlPlane, test_name};
-
-const VIP: Ipv4Addr = Ipv4Addr::new(192, 168, 250, 201);
 
 /// The harness's Lease duration (`--fencing-lease-duration=4s`).
 const LEASE: Duration = Duration::from_secs(4);
@@ -51,86 +47,16 @@ while time.monotonic() - start < float(sys.argv[2]):
             print("%.4f %s" % (time.monotonic() - start, data[22:28].hex(":")), flush=True)
 "#;
 
-fn objects(ns: &str) -> String {
-    format!(
-        r#"
-apiVersion: metallb.io/v1beta1
-kind: IPAddressPool
-metadata: {{name: lab, namespace: {ns}}}
-spec: {{addresses: [192.168.250.200/29]}}
----
-apiVersion: metallb.io/v1beta1
-kind: L2Advertisement
-metadata: {{name: l2, namespace: {ns}}}
-spec: {{}}
----
-apiVersion: v1
-kind: Service
-metadata: {{name: web, namespace: {ns}}}
-spec: {{type: LoadBalancer, ports: [{{port: 80}}]}}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: web-1
-  namespace: {ns}
-  labels: {{kubernetes.io/service-name: web}}
-addressType: IPv4
-ports: [{{port: 80}}]
-endpoints:
-  - {{addresses: [10.0.1.1], nodeName: node1, conditions: {{ready: true}}}}
-  - {{addresses: [10.0.2.1], nodeName: node2, conditions: {{ready: true}}}}
-  - {{addresses: [10.0.3.1], nodeName: node3, conditions: {{ready: true}}}}
-"#
-    )
-}
-
 /// The node MetalLB's election picks for the VIP among `alive`.
 fn winner(alive: &[&str]) -> String {
-    let mut cluster = plan::Cluster::default();
-    for node in ["node1", "node2", "node3"] {
-        cluster.nodes.insert(node.into(), plan::Node::default());
-    }
-    cluster.alive = alive.iter().map(|n| n.to_string()).collect();
-    let pool = plan::Pool {
-        addresses: vec![plan::Addresses::Cidr("192.168.250.200/29".parse().unwrap())],
-        ..plan::Pool::default()
-    };
-    cluster.pools.insert("lab".into(), pool);
-    cluster
-        .l2_advertisements
-        .insert("l2".into(), plan::L2Advertisement::default());
-    let endpoints = ["node1", "node2", "node3"].map(|node| plan::Endpoint {
-        node: Some(node.into()),
-        ready: Some(true),
-        serving: None,
-    });
-    let service = plan::Service {
-        ours: true,
-        ingress: vec![IpAddr::V4(VIP)],
-        endpoints: endpoints.to_vec(),
-        ..plan::Service::default()
-    };
-    cluster
-        .services
-        .insert(plan::ServiceKey::new("ns", "web"), service);
-    let owners: BTreeSet<String> = alive
-        .iter()
-        .filter(|node| {
-            let planned = plan::plan(&cluster, node).unwrap();
-            planned.layer2.contains_key(&IpAddr::V4(VIP))
-        })
-        .map(|n| n.to_string())
-        .collect();
-    assert_eq!(owners.len(), 1, "{owners:?}");
-    owners.into_iter().next().unwrap()
+    winner_of(IpAddr::V4(VIP), alive)
 }
 
 /// A cluster lab whose speakers share a membership key and announce the VIP, the winner
 /// answering.
 fn lab(cp: &ControlPlane, namespace: &str) -> ClusterLab {
     let mut cluster = ClusterLab::up(cp, "");
-    cp.kubectl_with_input(["apply", "-f", "-"], &objects(namespace))
+    cp.kubectl_with_input(["apply", "-f", "-"], &lab_services(namespace))
         .unwrap();
     let status = r#"{"status":{"loadBalancer":{"ingress":[{"ip":"192.168.250.201"}]}}}"#;
     cp.kubectl([
@@ -223,6 +149,18 @@ fn longest_gap(replies: &[(f64, String)], from: f64) -> f64 {
     times.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max)
 }
 
+/// The lab of [`lab`] in a namespace of its own, the VIP's owner and the node next in line.
+fn owner_and_next(cp: &ControlPlane, namespace: &str) -> (ClusterLab, String, String) {
+    let cluster = lab(cp, namespace);
+    let owner = winner(&["node1", "node2", "node3"]);
+    let rest: Vec<&str> = ["node1", "node2", "node3"]
+        .into_iter()
+        .filter(|n| *n != owner)
+        .collect();
+    let next = winner(&rest);
+    (cluster, owner, next)
+}
+
 fn index_of(cluster: &ClusterLab, node: &str) -> usize {
     cluster.names.iter().position(|n| n == node).unwrap()
 }
@@ -232,13 +170,7 @@ fn a_killed_speakers_vip_moves_within_a_second_and_a_half() {
     let cp = ControlPlane::shared();
     cp.install_crds().unwrap();
     let ns = cp.namespace(test_name!()).unwrap();
-    let mut cluster = lab(cp, ns.name());
-    let owner = winner(&["node1", "node2", "node3"]);
-    let rest: Vec<&str> = ["node1", "node2", "node3"]
-        .into_iter()
-        .filter(|n| *n != owner)
-        .collect();
-    let next = winner(&rest);
+    let (mut cluster, owner, next) = owner_and_next(cp, ns.name());
 
     let probe = Probe::start(&cluster, 6);
     std::thread::sleep(Duration::from_secs(1));
@@ -261,13 +193,7 @@ fn a_speaker_stopped_with_sigterm_hands_its_vip_over_without_a_gap() {
     let cp = ControlPlane::shared();
     cp.install_crds().unwrap();
     let ns = cp.namespace(test_name!()).unwrap();
-    let mut cluster = lab(cp, ns.name());
-    let owner = winner(&["node1", "node2", "node3"]);
-    let rest: Vec<&str> = ["node1", "node2", "node3"]
-        .into_iter()
-        .filter(|n| *n != owner)
-        .collect();
-    let next = winner(&rest);
+    let (mut cluster, owner, next) = owner_and_next(cp, ns.name());
 
     let probe = Probe::start(&cluster, 5);
     std::thread::sleep(Duration::from_secs(1));
@@ -297,13 +223,7 @@ fn a_speaker_cut_from_the_api_fences_itself_and_takes_its_vip_back_when_the_api_
     let cp = ControlPlane::shared();
     cp.install_crds().unwrap();
     let ns = cp.namespace(test_name!()).unwrap();
-    let cluster = lab(cp, ns.name());
-    let owner = winner(&["node1", "node2", "node3"]);
-    let rest: Vec<&str> = ["node1", "node2", "node3"]
-        .into_iter()
-        .filter(|n| *n != owner)
-        .collect();
-    let next = winner(&rest);
+    let (cluster, owner, next) = owner_and_next(cp, ns.name());
     let cut = index_of(&cluster, &owner);
 
     let probe = Probe::start(&cluster, 12);

@@ -3,11 +3,13 @@
 //! `metallb-speaker` the way the DaemonSet starts it. Shared by the cluster lab tests and the
 //! benchmark.
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::collections::BTreeSet;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use metallb_plan as plan;
 use metallb_testenv::lab::{Daemon, Host, Lab, LabOptions};
 use metallb_testenv::{ControlPlane, FreezableProxy};
 
@@ -243,6 +245,107 @@ impl ClusterLab {
             })
             .collect()
     }
+}
+
+/// The VIP the tests assign to `web`.
+pub const VIP: Ipv4Addr = Ipv4Addr::new(192, 168, 250, 201);
+
+/// A pool, L2 and BGP advertisements, the dual-stack LoadBalancer Services `web` (endpoints on
+/// every node) and `web6` (on node1) and their EndpointSlices, in `ns`.
+pub fn lab_services(ns: &str) -> String {
+    format!(
+        r#"
+apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {{name: lab, namespace: {ns}}}
+spec: {{addresses: [192.168.250.200/29, "fd00:250::200/125"]}}
+---
+apiVersion: metallb.io/v1beta1
+kind: L2Advertisement
+metadata: {{name: l2, namespace: {ns}}}
+spec: {{}}
+---
+apiVersion: metallb.io/v1beta1
+kind: BGPAdvertisement
+metadata: {{name: bgp, namespace: {ns}}}
+spec: {{communities: ["64500:100"]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: web, namespace: {ns}}}
+spec: {{type: LoadBalancer, ports: [{{port: 80}}]}}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: web-1
+  namespace: {ns}
+  labels: {{kubernetes.io/service-name: web}}
+addressType: IPv4
+ports: [{{port: 80}}]
+endpoints:
+  - {{addresses: [10.0.1.1], nodeName: node1, conditions: {{ready: true}}}}
+  - {{addresses: [10.0.2.1], nodeName: node2, conditions: {{ready: true}}}}
+  - {{addresses: [10.0.3.1], nodeName: node3, conditions: {{ready: true}}}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: web6, namespace: {ns}}}
+spec: {{type: LoadBalancer, ipFamilies: [IPv6], ipFamilyPolicy: SingleStack, ports: [{{port: 80}}]}}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: web6-1
+  namespace: {ns}
+  labels: {{kubernetes.io/service-name: web6}}
+addressType: IPv6
+ports: [{{port: 80}}]
+endpoints:
+  - {{addresses: ["fd00:1::1"], nodeName: node1, conditions: {{ready: true}}}}
+"#
+    )
+}
+
+/// The node MetalLB's election picks for `ip` among `alive`.
+pub fn winner_of(ip: IpAddr, alive: &[&str]) -> String {
+    let mut cluster = plan::Cluster::default();
+    for node in ["node1", "node2", "node3"] {
+        cluster.nodes.insert(node.into(), plan::Node::default());
+    }
+    cluster.alive = alive.iter().map(|n| n.to_string()).collect();
+    let pool = plan::Pool {
+        addresses: vec![
+            plan::Addresses::Cidr("192.168.250.200/29".parse().unwrap()),
+            plan::Addresses::Cidr("fd00:250::200/125".parse().unwrap()),
+        ],
+        ..plan::Pool::default()
+    };
+    cluster.pools.insert("lab".into(), pool);
+    cluster
+        .l2_advertisements
+        .insert("l2".into(), plan::L2Advertisement::default());
+    let endpoints = ["node1", "node2", "node3"].map(|node| plan::Endpoint {
+        node: Some(node.into()),
+        ready: Some(true),
+        serving: None,
+    });
+    let service = plan::Service {
+        ours: true,
+        ingress: vec![ip],
+        endpoints: endpoints.to_vec(),
+        ..plan::Service::default()
+    };
+    cluster
+        .services
+        .insert(plan::ServiceKey::new("ns", "web"), service);
+    let owners: BTreeSet<String> = alive
+        .iter()
+        .filter(|node| plan::plan(&cluster, node).unwrap().layer2.contains_key(&ip))
+        .map(|n| n.to_string())
+        .collect();
+    assert_eq!(owners.len(), 1, "{owners:?}");
+    owners.into_iter().next().unwrap()
 }
 
 /// The lab router as two BGPPeers in `ns`: `ebgp` (AS 64500 -> 64512) for node1 and node2,
