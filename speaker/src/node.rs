@@ -148,6 +148,7 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
     };
     let mut dirty = true;
     let mut alive = BTreeSet::new();
+    let mut not_ready_at = None;
     let stopped = shutdown.wait();
     tokio::pin!(stopped);
     let mut datagram = vec![0; MAX_DATAGRAM];
@@ -168,6 +169,10 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
                 .set(i64::try_from(alive.len()).unwrap_or(i64::MAX));
             last.replan(&watches, &scope, alive.clone(), &mut engine, &mut metrics)
                 .await;
+            // Nodes change only through the watches, so the next end of a grace period is
+            // known after each plan, not looked for at every turn of the loop.
+            not_ready_at =
+                cluster::next_not_ready(&watches, Timestamp::now(), scope.not_ready_grace);
         }
         let lease_fresh = renewals.borrow().fresh(duration, Instant::now());
         ready.send_if_modified(|ready| {
@@ -177,9 +182,8 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
         let expiry = observer
             .next_expiry(Instant::now())
             .map_or(duration, |at| at.saturating_duration_since(Instant::now()));
-        let now = Timestamp::now();
-        let not_ready = cluster::next_not_ready(&watches, now, scope.not_ready_grace)
-            .and_then(|at| Duration::try_from(at.duration_since(now)).ok());
+        let not_ready = not_ready_at
+            .and_then(|at| Duration::try_from(at.duration_since(Timestamp::now())).ok());
         tokio::select! {
             () = &mut stopped => break,
             event = engine.next_event() => {
@@ -382,17 +386,18 @@ async fn heartbeats(
 /// The nodes the planner counts alive. Without fencing, a speaker that fenced itself (and
 /// the peers that did) still count: every speaker has the same setting, so all agree.
 fn counted(membership: &Membership, now: Instant, fencing: bool) -> BTreeSet<String> {
+    if fencing {
+        return membership.candidates(now);
+    }
     let view = membership.view(now);
     let mut alive = view.candidates;
-    if !fencing {
-        let fenced = view
-            .nodes
-            .iter()
-            .filter(|(_, n)| n.reason == NodeReason::Fenced);
-        alive.extend(fenced.map(|(name, _)| name.clone()));
-        if matches!(view.own, OwnState::Fenced { .. }) {
-            alive.insert(membership.node().to_owned());
-        }
+    let fenced = view
+        .nodes
+        .iter()
+        .filter(|(_, n)| n.reason == NodeReason::Fenced);
+    alive.extend(fenced.map(|(name, _)| name.clone()));
+    if matches!(view.own, OwnState::Fenced { .. }) {
+        alive.insert(membership.node().to_owned());
     }
     alive
 }

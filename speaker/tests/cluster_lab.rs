@@ -11,7 +11,7 @@ mod common;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use common::cluster::{ClusterLab, VIP, lab_peers, lab_services, winner_of};
+use common::cluster::{ClusterLab, VIP, assign_ingress, lab_peers, lab_services, winner_of};
 use common::wait_for;
 use metallb_testenv::{ControlPlane, test_name};
 
@@ -33,32 +33,8 @@ fn three_speakers_on_the_cluster_elect_one_layer2_owner_and_all_send_the_route()
         &format!("{}---\n{}", lab_services(namespace), lab_peers(namespace)),
     )
     .unwrap();
-    let status = r#"{"status":{"loadBalancer":{"ingress":[{"ip":"192.168.250.201"}]}}}"#;
-    let args = [
-        "-n",
-        namespace,
-        "patch",
-        "service",
-        "web",
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        status,
-    ];
-    cp.kubectl(args).unwrap();
-    let status6 = r#"{"status":{"loadBalancer":{"ingress":[{"ip":"fd00:250::201"}]}}}"#;
-    let args = [
-        "-n",
-        namespace,
-        "patch",
-        "service",
-        "web6",
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        status6,
-    ];
-    cp.kubectl(args).unwrap();
+    assign_ingress(cp, namespace, "web", IpAddr::V4(VIP));
+    assign_ingress(cp, namespace, "web6", "fd00:250::201".parse().unwrap());
     let started = Instant::now();
     cluster.start_all(namespace, &[]);
 

@@ -15,7 +15,7 @@ use std::net::IpAddr;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::cluster::{ClusterLab, VIP, lab_services, winner_of};
+use common::cluster::{ClusterLab, VIP, assign_ingress, lab_services, winner_of};
 use metallb_testenv::lab::{Host, Lab};
 use metallb_testenv::{ControlPlane, test_name};
 
@@ -58,19 +58,7 @@ fn lab(cp: &ControlPlane, namespace: &str) -> ClusterLab {
     let mut cluster = ClusterLab::up(cp, "");
     cp.kubectl_with_input(["apply", "-f", "-"], &lab_services(namespace))
         .unwrap();
-    let status = r#"{"status":{"loadBalancer":{"ingress":[{"ip":"192.168.250.201"}]}}}"#;
-    cp.kubectl([
-        "-n",
-        namespace,
-        "patch",
-        "service",
-        "web",
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        status,
-    ])
-    .unwrap();
+    assign_ingress(cp, namespace, "web", IpAddr::V4(VIP));
     let key = cluster.dir.path().join("membership-key");
     std::fs::write(&key, b"a membership key only these speakers know").unwrap();
     let key = format!("--membership-key-file={}", key.display());

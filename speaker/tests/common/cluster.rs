@@ -54,7 +54,11 @@ impl ClusterLab {
             let node = format!(
                 "apiVersion: v1\nkind: Node\nmetadata:\n  name: {name}\n  labels: {{kubernetes.io/hostname: {name}}}\n"
             );
-            cp.kubectl_with_input(["apply", "-f", "-"], &node).unwrap();
+            // Tests running at once apply the same Nodes; a lost race is retried.
+            let applied = wait_for(Duration::from_secs(10), Duration::from_millis(200), || {
+                cp.kubectl_with_input(["apply", "-f", "-"], &node).ok()
+            });
+            assert!(applied.is_some(), "cannot apply Node {name}");
             names.push(name);
         }
         ClusterLab {
@@ -346,6 +350,23 @@ pub fn winner_of(ip: IpAddr, alive: &[&str]) -> String {
         .collect();
     assert_eq!(owners.len(), 1, "{owners:?}");
     owners.into_iter().next().unwrap()
+}
+
+/// Writes `ip` as the ingress of Service `name` in `ns`, as the controller would.
+pub fn assign_ingress(cp: &ControlPlane, ns: &str, name: &str, ip: IpAddr) {
+    let status = format!(r#"{{"status":{{"loadBalancer":{{"ingress":[{{"ip":"{ip}"}}]}}}}}}"#);
+    let args = [
+        "-n",
+        ns,
+        "patch",
+        "service",
+        name,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        &status,
+    ];
+    cp.kubectl(args).unwrap();
 }
 
 /// The lab router as two BGPPeers in `ns`: `ebgp` (AS 64500 -> 64512) for node1 and node2,
