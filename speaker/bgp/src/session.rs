@@ -18,7 +18,7 @@
 //! next Established. Once Established, the initial table of each family negotiated goes out
 //! followed by its End-of-RIB marker, so a router that kept our routes as stale drops exactly
 //! those not announced again. Stopping with [`Cease::Shutdown`] withdraws every route before
-//! the NOTIFICATION: leaving must never look like a restart.
+//! the NOTIFICATION, with graceful restart or without: leaving must never look like a restart.
 
 use std::{
     collections::VecDeque,
@@ -197,10 +197,11 @@ impl Session {
     pub fn stop(&mut self, cease: Cease) {
         if let (Cease::Shutdown, State::Established, Some(negotiated)) =
             (cease, self.state, self.negotiated)
-            && self.config.graceful_restart.is_some()
         {
             // The router would drop the routes on the Cease anyway (we never offer RFC 8538's
-            // N bit); withdrawing first makes sure no router keeps them as if we restarted.
+            // N bit), but only once it reads it: withdrawing first makes the order explicit on
+            // the wire, with or without graceful restart, and no router keeps the routes as if
+            // we restarted.
             let updates = self.rib.withdraw_all(&negotiated.peer);
             self.send_updates(updates);
         }

@@ -393,6 +393,29 @@ fn stop_sends_cease_and_the_peer_goes_down_with_its_code() {
 }
 
 #[test]
+fn a_planned_stop_withdraws_every_route_before_the_cease_without_graceful_restart() {
+    let mut pair = Pair::established();
+    pair.a.announce(net("10.0.0.1/32"), Route::default());
+    pair.pump();
+    pair.updates_to_b.clear();
+    pair.a.stop(Cease::Shutdown);
+    pair.pump();
+    // The router reads the withdrawal while the session is still up: the Cease comes after.
+    let withdrawn: Vec<_> = pair
+        .updates_to_b
+        .iter()
+        .flat_map(|u| &u.withdrawn)
+        .collect();
+    assert_eq!(withdrawn, [&"10.0.0.1/32".parse().unwrap()]);
+    assert_eq!(
+        pair.events_b.last(),
+        Some(&Event::Down(DownReason::NotificationReceived(
+            Notification::administrative_shutdown()
+        )))
+    );
+}
+
+#[test]
 fn announcements_made_before_establishment_go_out_once_it_is_up() {
     let mut pair = Pair::new(ROUTER_ASN, 9);
     pair.a.announce(net("192.0.2.10/32"), Route::default());

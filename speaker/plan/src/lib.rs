@@ -64,6 +64,7 @@
 mod advertisement;
 mod bgp;
 mod cluster;
+mod handover;
 mod layer2;
 mod node;
 mod plan;
@@ -76,6 +77,7 @@ pub use cluster::{
     EXCLUDE_FROM_LOAD_BALANCERS, Endpoint, L2Advertisement, LegacyProtocol, Node, OUT_OF_SERVICE,
     Peer, Policy, Pool, PoolSelection, Service, ServiceKey, TrafficPolicy,
 };
+pub use handover::{Handover, handover};
 pub use metallb_bgp::{Community, LargeCommunity};
 pub use metallb_l2::AllowedInterfaces;
 pub use plan::{

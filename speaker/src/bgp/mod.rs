@@ -177,8 +177,8 @@ impl BgpHandle {
         self.send(Command::AddPeer(Box::new(options)));
     }
 
-    /// Withdraws the peer's prefixes if graceful restart is on, closes the session with
-    /// Cease 6/2 and forgets the peer and its prefixes.
+    /// Withdraws the peer's prefixes, closes the session with Cease 6/2 and forgets the peer
+    /// and its prefixes.
     pub fn remove_peer(&self, name: &str) {
         self.send(Command::RemovePeer(name.to_owned()));
     }
@@ -234,8 +234,8 @@ impl BgpHandle {
         statuses.values().map(peer::read_status).collect()
     }
 
-    /// Sends Cease 6/2 to every peer (after withdrawing its prefixes if graceful restart is
-    /// on), waits until it is written, and ends the driver's tasks.
+    /// Sends Cease 6/2 to every peer (after withdrawing its prefixes, with graceful restart or
+    /// without), waits until it is written, and ends the driver's tasks.
     pub async fn shutdown(&self) {
         let (done, finished) = oneshot::channel();
         self.send(Command::Shutdown(done));
