@@ -81,6 +81,12 @@ impl ClusterLab {
         }
     }
 
+    /// The kubeconfig through node `index`'s proxy (what [`freeze`](Self::freeze) cuts), for
+    /// other programs run in that node.
+    pub fn kubeconfig(&self, index: usize) -> &Path {
+        &self.kubeconfigs[index]
+    }
+
     /// Every speaker's whole log.
     pub fn full_logs(&self) -> String {
         NODES
