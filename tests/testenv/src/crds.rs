@@ -21,13 +21,15 @@ impl ControlPlane {
     /// included.
     pub fn install_crds(&self) -> Result<&[String]> {
         self.crds
-            .get_or_init(|| install(self).map_err(|e| e.to_string()))
+            .get_or_init(|| install(|args| self.kubectl(args)).map_err(|e| e.to_string()))
             .as_deref()
             .map_err(|e| Error::Crds(e.clone()))
     }
 }
 
-fn install(cp: &ControlPlane) -> Result<Vec<String>> {
+/// Applies the CRDs and waits until they are Established, running kubectl through `kubectl`
+/// (any control plane: [`ControlPlane`] or one member of an [`crate::ha::HaControlPlane`]).
+pub(crate) fn install(kubectl: impl Fn(&[String]) -> Result<String>) -> Result<Vec<String>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(CRDS_DIR)
         .map_err(Error::io(format!("reading {CRDS_DIR}")))?
         .filter_map(|entry| entry.ok().map(|e| e.path()))
@@ -42,12 +44,13 @@ fn install(cp: &ControlPlane) -> Result<Vec<String>> {
     // Server-side: the largest CRDs exceed the client-side last-applied annotation limit.
     // --force-conflicts: the files win over fields another manager set (a test's patch, a
     // client-side `kubectl apply` of the same files), so installing is idempotent.
-    let mut apply = vec!["apply", "--server-side", "--force-conflicts", "-o", "name"];
-    let file_args: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
-    for file in &file_args {
-        apply.extend(["-f", file.as_str()]);
+    let mut apply: Vec<String> = ["apply", "--server-side", "--force-conflicts", "-o", "name"]
+        .map(String::from)
+        .to_vec();
+    for file in &files {
+        apply.extend(["-f".to_string(), file.display().to_string()]);
     }
-    let applied = cp.kubectl(&apply)?;
+    let applied = kubectl(&apply)?;
     let names: Vec<String> = applied
         .lines()
         .filter_map(|line| line.trim().strip_prefix(CRD_PREFIX))
@@ -65,6 +68,6 @@ fn install(cp: &ControlPlane) -> Result<Vec<String>> {
         "--timeout=60s".to_string(),
     ];
     wait.extend(names.iter().map(|name| format!("crd/{name}")));
-    cp.kubectl(&wait)?;
+    kubectl(&wait)?;
     Ok(names)
 }

@@ -124,48 +124,25 @@ async fn start_once(config: &InstanceConfig, pki: &Pki, abort: &mut impl Abort) 
     }
     let etcd_url = format!("http://127.0.0.1:{client_port}");
     let peer_url = format!("http://127.0.0.1:{peer_port}");
-    let mut etcd = Command::new(config.bin_dir.join("etcd"));
-    etcd.args(["--name", "metallb-testenv", "--data-dir"])
-        .arg(&data)
-        .args([
-            "--listen-client-urls",
-            &etcd_url,
-            "--advertise-client-urls",
-            &etcd_url,
-        ])
-        .args([
-            "--listen-peer-urls",
-            &peer_url,
-            "--initial-advertise-peer-urls",
-            &peer_url,
-        ])
-        .arg(format!("--initial-cluster=metallb-testenv={peer_url}"))
-        // The data is thrown away after the run; fsync only slows the start on a busy disk.
-        .args(["--unsafe-no-fsync", "--log-level", "warn"]);
+    let initial_cluster = format!("{ETCD_NAME}={peer_url}");
+    let mut etcd = etcd_command(
+        &config.bin_dir,
+        ETCD_NAME,
+        &data,
+        &etcd_url,
+        &peer_url,
+        &initial_cluster,
+    );
     let etcd = spawn_logged("etcd", &mut etcd, &config.dir)?;
 
-    let mut apiserver = Command::new(config.bin_dir.join("kube-apiserver"));
-    apiserver
-        .arg(format!("--etcd-servers={etcd_url}"))
-        .arg(format!("--bind-address={}", config.listen))
-        .arg(format!("--advertise-address={}", config.listen))
-        .arg(format!("--secure-port={secure_port}"))
-        .arg(path_flag("--cert-dir", &config.dir.join("apiserver-certs")))
-        .arg(path_flag("--tls-cert-file", &pki.serving_cert))
-        .arg(path_flag("--tls-private-key-file", &pki.serving_key))
-        .arg(path_flag("--client-ca-file", &pki.ca_cert))
-        .arg("--service-account-issuer=https://kubernetes.default.svc.cluster.local")
-        .arg(path_flag("--service-account-key-file", &pki.sa_pub))
-        .arg(path_flag("--service-account-signing-key-file", &pki.sa_key))
-        .arg("--service-cluster-ip-range=10.96.0.0/12,fd00:10:96::/108")
-        .arg("--authorization-mode=RBAC")
-        // On by default already; listed so the webhook tests never depend on a default.
-        .arg("--enable-admission-plugins=MutatingAdmissionWebhook,ValidatingAdmissionWebhook")
-        .arg("--allow-privileged=true")
-        // Nothing routes to the kubernetes Service here, and a loopback advertise address is
-        // not a valid endpoint, so the endpoint reconciler would only log errors.
-        .arg("--endpoint-reconciler-type=none")
-        .arg("--profiling=false");
+    let mut apiserver = apiserver_command(
+        &config.bin_dir,
+        config.listen,
+        secure_port,
+        &etcd_url,
+        &config.dir.join("apiserver-certs"),
+        pki,
+    );
     let apiserver = match spawn_logged("kube-apiserver", &mut apiserver, &config.dir) {
         Ok(child) => child,
         Err(err) => {
@@ -235,6 +212,75 @@ async fn wait_ready(
     }
 }
 
+/// The etcd member name of a single-member instance.
+const ETCD_NAME: &str = "metallb-testenv";
+
+/// etcd as member `name` of the cluster `initial_cluster` (`name=peer-url,...`), serving
+/// clients on `client_url` and peers on `peer_url`, with its data in `data`.
+pub(crate) fn etcd_command(
+    bin_dir: &Path,
+    name: &str,
+    data: &Path,
+    client_url: &str,
+    peer_url: &str,
+    initial_cluster: &str,
+) -> Command {
+    let mut etcd = Command::new(bin_dir.join("etcd"));
+    etcd.args(["--name", name, "--data-dir"])
+        .arg(data)
+        .args([
+            "--listen-client-urls",
+            client_url,
+            "--advertise-client-urls",
+            client_url,
+        ])
+        .args([
+            "--listen-peer-urls",
+            peer_url,
+            "--initial-advertise-peer-urls",
+            peer_url,
+        ])
+        .arg(format!("--initial-cluster={initial_cluster}"))
+        // The data is thrown away after the run; fsync only slows the start on a busy disk.
+        .args(["--unsafe-no-fsync", "--log-level", "warn"]);
+    etcd
+}
+
+/// kube-apiserver on `listen:secure_port` with the certificates of `pki`, storing in
+/// `etcd_servers` (comma-separated URLs); `cert_dir` is its own scratch directory.
+pub(crate) fn apiserver_command(
+    bin_dir: &Path,
+    listen: IpAddr,
+    secure_port: u16,
+    etcd_servers: &str,
+    cert_dir: &Path,
+    pki: &Pki,
+) -> Command {
+    let mut apiserver = Command::new(bin_dir.join("kube-apiserver"));
+    apiserver
+        .arg(format!("--etcd-servers={etcd_servers}"))
+        .arg(format!("--bind-address={listen}"))
+        .arg(format!("--advertise-address={listen}"))
+        .arg(format!("--secure-port={secure_port}"))
+        .arg(path_flag("--cert-dir", cert_dir))
+        .arg(path_flag("--tls-cert-file", &pki.serving_cert))
+        .arg(path_flag("--tls-private-key-file", &pki.serving_key))
+        .arg(path_flag("--client-ca-file", &pki.ca_cert))
+        .arg("--service-account-issuer=https://kubernetes.default.svc.cluster.local")
+        .arg(path_flag("--service-account-key-file", &pki.sa_pub))
+        .arg(path_flag("--service-account-signing-key-file", &pki.sa_key))
+        .arg("--service-cluster-ip-range=10.96.0.0/12,fd00:10:96::/108")
+        .arg("--authorization-mode=RBAC")
+        // On by default already; listed so the webhook tests never depend on a default.
+        .arg("--enable-admission-plugins=MutatingAdmissionWebhook,ValidatingAdmissionWebhook")
+        .arg("--allow-privileged=true")
+        // Nothing routes to the kubernetes Service here, and a loopback advertise address is
+        // not a valid endpoint, so the endpoint reconciler would only log errors.
+        .arg("--endpoint-reconciler-type=none")
+        .arg("--profiling=false");
+    apiserver
+}
+
 fn reserve(addr: IpAddr) -> Result<TcpListener> {
     TcpListener::bind((addr, 0)).map_err(|source| Error::Port { addr, source })
 }
@@ -248,7 +294,7 @@ fn path_flag(flag: &str, path: &Path) -> String {
 }
 
 /// Starts a component with stdout and stderr going to `<dir>/<name>.log`.
-fn spawn_logged(name: &str, cmd: &mut Command, dir: &Path) -> Result<Child> {
+pub(crate) fn spawn_logged(name: &str, cmd: &mut Command, dir: &Path) -> Result<Child> {
     let log_path = dir.join(format!("{name}.log"));
     let log =
         File::create(&log_path).map_err(Error::io(format!("creating {}", log_path.display())))?;
@@ -264,7 +310,7 @@ fn spawn_logged(name: &str, cmd: &mut Command, dir: &Path) -> Result<Child> {
     Ok(child)
 }
 
-fn stop_child(name: &str, child: &mut Child) {
+pub(crate) fn stop_child(name: &str, child: &mut Child) {
     if let Ok(Some(_)) = child.try_wait() {
         return;
     }
