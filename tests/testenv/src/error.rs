@@ -106,6 +106,10 @@ pub enum Error {
     #[error("local cluster: {0}")]
     Cluster(String),
 
+    /// Changing the membership of an HA control plane's etcd cluster failed.
+    #[error("etcd membership: {0}")]
+    Etcd(String),
+
     /// Writing a container image failed.
     #[error("writing a container image: {0}")]
     Image(#[from] metallb_image::Error),

@@ -20,7 +20,8 @@
 //! kube-apiserver, so nothing outlives the test binary even when it panics or is killed.
 //! `hack/check-leftovers` verifies that after a test run.
 //!
-//! [`lab`] provides network labs (namespaces, a bridge, an FRR router) for the speaker, and
+//! [`ha`] is a control plane of three etcd members with an API server each, for the
+//! rolling-update scenario. [`lab`] provides network labs (namespaces, a bridge, an FRR router) for the speaker, and
 //! [`cluster`] multi-node Kubernetes clusters on such a lab, with the product as pods, and [`olm`]
 //! the OLM tools and OLM itself on such a cluster.
 
@@ -31,6 +32,7 @@ mod control_plane;
 mod crds;
 mod error;
 mod freeze;
+pub mod ha;
 mod instance;
 mod kubeconfig;
 pub mod lab;
