@@ -33,12 +33,28 @@ impl ClusterLab {
     /// A lab with proxies to `cp` and Node objects named `<prefix>node1..3` (labelled with
     /// their hostname); no speaker runs yet.
     pub fn up(cp: &ControlPlane, prefix: &str) -> ClusterLab {
+        let upstream = (cp.server(), cp.kubeconfig_path());
+        ClusterLab::up_each([upstream; 3], prefix, |manifest| {
+            cp.kubectl_with_input(["apply", "-f", "-"], manifest)
+                .ok()
+                .map(drop)
+        })
+    }
+
+    /// Like [`up`](Self::up), with node `i` reaching its own API server `upstreams[i]` (its URL
+    /// and an admin kubeconfig naming it), as on control-plane nodes; `apply` applies a
+    /// manifest, `None` when it failed.
+    pub fn up_each(
+        upstreams: [(&str, &Path); 3],
+        prefix: &str,
+        apply: impl Fn(&str) -> Option<()>,
+    ) -> ClusterLab {
         let lab = Lab::up(LabOptions::default()).unwrap();
-        let upstream: SocketAddr = cp.server().trim_start_matches("https://").parse().unwrap();
         let mut proxies = Vec::new();
         let mut kubeconfigs = Vec::new();
         let mut names = Vec::new();
-        for host in NODES {
+        for (host, (server, kubeconfig)) in NODES.into_iter().zip(upstreams) {
+            let upstream: SocketAddr = server.trim_start_matches("https://").parse().unwrap();
             let listener = std::thread::scope(|s| {
                 s.spawn(|| {
                     lab.enter(host).unwrap();
@@ -48,7 +64,7 @@ impl ClusterLab {
                 .unwrap()
             });
             let proxy = FreezableProxy::start_with(listener, upstream).unwrap();
-            kubeconfigs.push(proxy.kubeconfig(cp.kubeconfig_path(), cp.server()).unwrap());
+            kubeconfigs.push(proxy.kubeconfig(kubeconfig, server).unwrap());
             proxies.push(proxy);
             let name = format!("{prefix}{}", host.name());
             let node = format!(
@@ -56,7 +72,7 @@ impl ClusterLab {
             );
             // Tests running at once apply the same Nodes; a lost race is retried.
             let applied = wait_for(Duration::from_secs(10), Duration::from_millis(200), || {
-                cp.kubectl_with_input(["apply", "-f", "-"], &node).ok()
+                apply(&node)
             });
             assert!(applied.is_some(), "cannot apply Node {name}");
             names.push(name);
