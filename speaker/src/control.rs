@@ -1,5 +1,7 @@
 //! The control socket behind `metallb-speaker show`: one request per connection, a line naming
-//! `bgp`, `bfd`, `l2`, `all` or `service NAMESPACE/NAME`; the answer is one line of JSON. A
+//! `bgp`, `bfd`, `l2`, `liveness`, `all` or `service NAMESPACE/NAME`; the answer is one line
+//! of JSON. `liveness` is who counts as alive, fenced or gone as this speaker sees it, its own
+//! state and why it drains, as the node's task last published it. A
 //! service is explained from the planner's recorded reasons: which advertisement and rule
 //! decided for this node, who won the layer 2 election, which peers get which prefixes.
 
@@ -20,6 +22,9 @@ use crate::l2::L2Handle;
 /// The planner's latest output (none in the static mode).
 pub type PlanSlot = Arc<RwLock<Option<Arc<Plan>>>>;
 
+/// The liveness view, as JSON (null in the static mode).
+pub type LivenessSlot = Arc<RwLock<Value>>;
+
 /// Longest request line: `service ` and a namespace and a name.
 const REQUEST_LIMIT: u64 = 512;
 
@@ -34,6 +39,8 @@ pub struct Handles {
     pub bgp: BgpHandle,
     /// The planner's latest output.
     pub plan: PlanSlot,
+    /// The liveness view.
+    pub liveness: LivenessSlot,
 }
 
 /// Binds the socket at `path`, replacing one a killed speaker left behind.
@@ -78,6 +85,10 @@ fn answer(request: &str, handles: &Handles) -> Value {
         match what {
             "bgp" => json!(handles.bgp.status()),
             "bfd" => json!(handles.bfd.status()),
+            "liveness" => {
+                let view = handles.liveness.read();
+                view.unwrap_or_else(PoisonError::into_inner).clone()
+            }
             _ => json!(handles.l2.status()),
         }
     };
@@ -90,10 +101,21 @@ fn answer(request: &str, handles: &Handles) -> Value {
             }
         }
         _ => match request {
-            "all" => json!({ "bgp": state("bgp"), "bfd": state("bfd"), "l2": state("l2") }),
+            "all" => json!({
+                "bgp": state("bgp"),
+                "bfd": state("bfd"),
+                "l2": state("l2"),
+                "liveness": state("liveness"),
+            }),
             "bgp" | "bfd" | "l2" => state(request),
+            "liveness" => match state(request) {
+                Value::Null => {
+                    json!({ "error": "this speaker runs from a static file: no liveness" })
+                }
+                view => view,
+            },
             other => json!({
-                "error": format!("unknown request {other:?}: ask for bgp, bfd, l2, all or service NAMESPACE/NAME")
+                "error": format!("unknown request {other:?}: ask for bgp, bfd, l2, liveness, all or service NAMESPACE/NAME")
             }),
         },
     }

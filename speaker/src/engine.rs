@@ -4,17 +4,28 @@
 //! only what differs between plans. A BGP session reaching Established starts its BFD session;
 //! a BFD failure takes the BGP session down. It also serves the state on a control socket
 //! for `metallb-speaker show` ([`control`](crate::control)).
+//!
+//! What a plan takes away because the node leaves service (a drain, the exclude label,
+//! `NetworkUnavailable`: [`metallb_plan::handover`]) goes the way a planned exit goes, while
+//! the sessions stay up: a layer 2 IP is answered for [`HANDOVER`] more, so the next owner,
+//! which sees the same change, announces before this node falls silent; a route is sent
+//! again with GRACEFUL_SHUTDOWN (RFC 8326) for the graceful-shutdown delay, when that is on,
+//! and withdrawn after. The node's task calls [`Engine::expire`] at [`Engine::deadline`].
 
 use std::{
     collections::{BTreeMap, BTreeSet},
+    net::IpAddr,
     path::PathBuf,
     sync::{Arc, PoisonError},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use anyhow::Context as _;
+use ipnet::IpNet;
 use metallb_bfd::{DownCause, Event, Hop};
+use metallb_bgp::Community;
 use metallb_l2::Schedule;
+use metallb_plan::Handover;
 use tokio::{sync::mpsc, task::JoinHandle};
 use tracing::{info, warn};
 
@@ -22,13 +33,18 @@ use crate::{
     bfd::{self, BfdHandle, BfdPeerStatus},
     bgp::{self, BgpHandle, PeerStatus},
     config::{self, PeerPlan, Plan},
-    control::{self, PlanSlot},
+    control::{self, LivenessSlot, PlanSlot},
     event::{self, DriverEvent},
     l2::{self, L2Handle, L2Options, L2Status},
 };
 
 /// How long the drivers get to say goodbye before the process exits anyway.
 const EXIT_GRACE: Duration = Duration::from_secs(5);
+
+/// How long a node that lets go of a layer 2 IP (leaving, or draining) keeps answering for
+/// it, so the next owner announces before it falls silent: the peers' replan and first
+/// gratuitous ARP take a few tens of milliseconds.
+pub const HANDOVER: Duration = Duration::from_millis(250);
 
 /// The drivers and the plan they currently carry out.
 #[derive(Debug)]
@@ -51,6 +67,15 @@ pub struct Engine {
     control: Option<PathBuf>,
     /// The planner's latest output, for `show service`.
     plan: PlanSlot,
+    /// The liveness view, for `show liveness`.
+    liveness: LivenessSlot,
+    /// Layer 2 IPs handed over, answered until then.
+    lingering: BTreeMap<IpAddr, Instant>,
+    /// Routes handed over, sent with GRACEFUL_SHUTDOWN until then, by peer and prefix.
+    shutting: BTreeMap<(String, IpNet), Instant>,
+    /// How long handed-over routes carry GRACEFUL_SHUTDOWN before their withdrawal; `None`
+    /// withdraws them at once.
+    graceful_shutdown: Option<Duration>,
 }
 
 impl Engine {
@@ -72,6 +97,7 @@ impl Engine {
         let (bfd, bfd_task) = bfd::spawn(reports.clone()).context("starting BFD")?;
         let (bgp, bgp_task) = bgp::spawn(plan.listen, reports).context("starting BGP")?;
         let slot = PlanSlot::default();
+        let liveness = LivenessSlot::default();
         if let Some(path) = &control {
             let listener = control::bind(path)?;
             let handles = control::Handles {
@@ -79,6 +105,7 @@ impl Engine {
                 bfd: bfd.clone(),
                 bgp: bgp.clone(),
                 plan: slot.clone(),
+                liveness: liveness.clone(),
             };
             tokio::spawn(control::serve(listener, handles));
         }
@@ -99,14 +126,32 @@ impl Engine {
             tasks: vec![("l2", l2_task), ("bfd", bfd_task), ("bgp", bgp_task)],
             control,
             plan: slot,
+            liveness,
+            lingering: BTreeMap::new(),
+            shutting: BTreeMap::new(),
+            graceful_shutdown: None,
         };
         engine.apply(plan);
         Ok(engine)
     }
 
+    /// Routes handed over carry GRACEFUL_SHUTDOWN for `delay` before their withdrawal; with
+    /// `None` they are withdrawn at once.
+    pub fn set_graceful_shutdown(&mut self, delay: Option<Duration>) {
+        self.graceful_shutdown = delay;
+    }
+
     /// Publishes the planner's output behind the current plan, for `show service`.
     pub fn publish(&self, plan: Arc<metallb_plan::Plan>) {
         *self.plan.write().unwrap_or_else(PoisonError::into_inner) = Some(plan);
+    }
+
+    /// Publishes the liveness view, for `show liveness`.
+    pub fn publish_liveness(&self, view: serde_json::Value) {
+        *self
+            .liveness
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = view;
     }
 
     /// The drivers' state: layer 2, BGP sessions, BFD sessions.
@@ -142,11 +187,20 @@ impl Engine {
 
     /// Moves the drivers from the current plan to `plan`, touching only what differs.
     pub fn apply(&mut self, plan: Plan) {
+        self.apply_handing_over(plan, &Handover::default());
+    }
+
+    /// [`Engine::apply`], letting go gently of what `handed` names: those layer 2 IPs are
+    /// answered for [`HANDOVER`] more, those routes sent with GRACEFUL_SHUTDOWN for the delay
+    /// before they are withdrawn. What comes back in a later plan is announced as usual.
+    pub fn apply_handing_over(&mut self, plan: Plan, handed: &Handover) {
+        let now = Instant::now();
         let old = std::mem::take(&mut self.current.peers);
         for (name, before) in &old {
             if !plan.peers.contains_key(name) {
                 self.bgp.remove_peer(name);
                 self.established.remove(name);
+                self.shutting.retain(|(peer, _), _| peer != name);
                 if self.bfd_started.remove(name) {
                     self.bfd.remove_peer(before.options.address);
                 }
@@ -154,16 +208,24 @@ impl Engine {
         }
         for (name, peer) in &plan.peers {
             let before = old.get(name);
-            self.apply_peer(before, peer);
+            let handed = handed.routes.get(name);
+            self.apply_peer(before, peer, handed.map(|r| r.keys()), now);
         }
 
         for ip in self.current.l2.keys() {
-            if !plan.l2.contains_key(ip) {
+            if plan.l2.contains_key(ip) {
+                continue;
+            }
+            if handed.layer2.contains(ip) {
+                info!(%ip, after = ?HANDOVER, "layer 2 IP handed over: answered until the next owner announces");
+                self.lingering.insert(*ip, now + HANDOVER);
+            } else {
                 self.l2.release(*ip);
             }
         }
         for (ip, allowed) in &plan.l2 {
-            if self.current.l2.get(ip) != Some(allowed) {
+            let back = self.lingering.remove(ip).is_some();
+            if back || self.current.l2.get(ip) != Some(allowed) {
                 self.l2.announce(*ip, allowed.clone());
             }
         }
@@ -171,7 +233,46 @@ impl Engine {
         self.start_ready_bfd();
     }
 
-    fn apply_peer(&mut self, before: Option<&PeerPlan>, peer: &PeerPlan) {
+    /// When handed-over IPs or routes are next let go of, if any are.
+    pub fn deadline(&self) -> Option<Instant> {
+        let l2 = self.lingering.values();
+        l2.chain(self.shutting.values()).min().copied()
+    }
+
+    /// Lets go of the handed-over IPs and routes whose time is up at `now`.
+    pub fn expire(&mut self, now: Instant) {
+        let due = |at: &Instant| *at <= now;
+        let ips: Vec<IpAddr> = self
+            .lingering
+            .iter()
+            .filter(|(_, at)| due(at))
+            .map(|(ip, _)| *ip)
+            .collect();
+        for ip in ips {
+            self.lingering.remove(&ip);
+            info!(%ip, "layer 2 IP released after its handover");
+            self.l2.release(ip);
+        }
+        let routes: Vec<(String, IpNet)> = self
+            .shutting
+            .iter()
+            .filter(|(_, at)| due(at))
+            .map(|(key, _)| key.clone())
+            .collect();
+        for (peer, prefix) in routes {
+            self.shutting.remove(&(peer.clone(), prefix));
+            info!(%peer, %prefix, "route withdrawn after its graceful shutdown");
+            self.bgp.withdraw(&peer, prefix);
+        }
+    }
+
+    fn apply_peer<'a>(
+        &mut self,
+        before: Option<&PeerPlan>,
+        peer: &PeerPlan,
+        handed: Option<impl Iterator<Item = &'a IpNet>>,
+        now: Instant,
+    ) {
         let options = &peer.options;
         // The driver restarts a peer whose options changed and keeps its prefixes.
         if before.is_none_or(|b| b.options != *options) {
@@ -199,13 +300,32 @@ impl Engine {
 
         let empty = BTreeMap::new();
         let old_routes = before.map_or(&empty, |b| &b.routes);
-        for prefix in old_routes.keys() {
-            if !peer.routes.contains_key(prefix) {
-                self.bgp.withdraw(&options.name, *prefix);
+        let handed: BTreeSet<&IpNet> = handed.into_iter().flatten().collect();
+        for (prefix, route) in old_routes {
+            if peer.routes.contains_key(prefix) {
+                continue;
+            }
+            match self.graceful_shutdown {
+                Some(delay) if handed.contains(prefix) => {
+                    info!(peer = %options.name, %prefix, ?delay, "route handed over: sent with GRACEFUL_SHUTDOWN, then withdrawn");
+                    let mut route = route.clone();
+                    route.communities.insert(Community::GRACEFUL_SHUTDOWN);
+                    self.bgp.announce(&options.name, *prefix, route);
+                    self.shutting
+                        .insert((options.name.clone(), *prefix), now + delay);
+                }
+                _ => {
+                    self.shutting.remove(&(options.name.clone(), *prefix));
+                    self.bgp.withdraw(&options.name, *prefix);
+                }
             }
         }
         for (prefix, route) in &peer.routes {
-            if old_routes.get(prefix) != Some(route) {
+            let back = self
+                .shutting
+                .remove(&(options.name.clone(), *prefix))
+                .is_some();
+            if back || old_routes.get(prefix) != Some(route) {
                 self.bgp.announce(&options.name, *prefix, route.clone());
             }
         }

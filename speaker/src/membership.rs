@@ -12,8 +12,9 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use metallb_liveness::{Config, Event, Key, LeaseView, Liveness, Renewal, View};
+use metallb_liveness::{Config, Event, Key, LeaseView, Liveness, OwnState, Renewal, View};
 use metallb_runtime::lease::{self, ObservedLease};
+use serde_json::{Value, json};
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
@@ -203,6 +204,75 @@ impl Membership {
             old.as_ref() != Some(&peers)
         });
     }
+}
+
+/// The liveness view for `metallb-speaker show liveness`: this node's state and why it
+/// drains (`draining`), how candidates are counted, and every other member with why it counts
+/// or not.
+pub fn show(node: &str, view: &View, draining: Option<String>) -> Value {
+    let own = match &view.own {
+        OwnState::Normal => "normal".to_owned(),
+        OwnState::Fenced { reason } => format!(
+            "fenced: last renewal {}, while {} renewed {:?} ago",
+            reason
+                .renewal_age
+                .map_or("never".to_owned(), |age| format!("{age:?} ago")),
+            reason.vouched_by,
+            reason.peer_renewal_age
+        ),
+        OwnState::Isolated { reason } => format!(
+            "isolated: hears no peer while {} hears {}",
+            reason.heard_by, reason.peers
+        ),
+    };
+    let nodes: Vec<Value> = view
+        .nodes
+        .iter()
+        .map(|(name, n)| {
+            json!({
+                "name": name,
+                "status": format!("{:?}", n.status).to_lowercase(),
+                "reason": format!("{:?}", n.reason),
+                "heard": n.heard,
+                "incarnation": n.incarnation,
+            })
+        })
+        .collect();
+    json!({
+        "node": node,
+        "own": own,
+        "draining": draining,
+        "basis": format!("{:?}", view.basis).to_lowercase(),
+        "candidates": view.candidates,
+        "nodes": nodes,
+    })
+}
+
+/// The liveness view without heartbeats: the nodes whose Lease is fresh count.
+pub fn show_leases(
+    node: &str,
+    own_fresh: bool,
+    alive: &BTreeSet<String>,
+    draining: Option<String>,
+) -> Value {
+    let own = if own_fresh {
+        "normal"
+    } else {
+        "lease not renewed"
+    };
+    let nodes: Vec<Value> = alive
+        .iter()
+        .filter(|name| *name != node)
+        .map(|name| json!({ "name": name, "status": "alive", "reason": "LeaseFresh" }))
+        .collect();
+    json!({
+        "node": node,
+        "own": own,
+        "draining": draining,
+        "basis": "leases",
+        "candidates": alive,
+        "nodes": nodes,
+    })
 }
 
 /// One log line per event: deaths, fencing and rejoining at info, the rest at debug.

@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
-use metallb_plan::{Plan, Reason, ServicePlan};
+use metallb_plan::{DrainTrigger, Plan, Reason, ServicePlan};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -42,6 +42,34 @@ struct IpLabel {
     ip: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TriggerLabel {
+    trigger: &'static str,
+}
+
+/// Every value of `metallb_speaker_draining`'s `trigger` label: each has a series from the
+/// start, so the set of series never changes.
+const TRIGGERS: [&str; 6] = [
+    "outOfService",
+    "deleting",
+    "annotation",
+    "notReady",
+    "cordoned",
+    "taint",
+];
+
+/// The `trigger` label of `trigger` (the taint's key is in the logs, not in a label).
+fn trigger_label(trigger: &DrainTrigger) -> &'static str {
+    match trigger {
+        DrainTrigger::OutOfService => TRIGGERS[0],
+        DrainTrigger::Deleting => TRIGGERS[1],
+        DrainTrigger::Annotation => TRIGGERS[2],
+        DrainTrigger::NotReady => TRIGGERS[3],
+        DrainTrigger::Cordoned => TRIGGERS[4],
+        DrainTrigger::Taint(_) => TRIGGERS[5],
+    }
+}
+
 /// Every metric of the speaker.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -55,6 +83,13 @@ pub struct Metrics {
     pub updates: Counter,
     /// Configurations refused.
     pub update_errors: Counter,
+    /// 1 while this speaker stands down: fenced (it cannot prove it reaches the API while
+    /// its peers can) or isolated from its peers.
+    pub fenced: Gauge,
+    /// Services this node keeps announcing although it drains, because no other node is
+    /// eligible (never blackhole).
+    pub kept_draining: Gauge,
+    draining: Family<TriggerLabel, Gauge>,
     announced: Family<Announced, Gauge>,
     shown: BTreeSet<Announced>,
     bgp_session_up: Family<PeerLabel, Gauge>,
@@ -97,6 +132,26 @@ impl Metrics {
             "speaker_alive_nodes",
             "Speakers whose node Lease is fresh, as seen from this node",
             self.alive.clone(),
+        );
+        r.register(
+            "speaker_draining",
+            "1 for the trigger this node drains for, 0 for the others",
+            self.draining.clone(),
+        );
+        for trigger in TRIGGERS {
+            self.draining
+                .get_or_create(&TriggerLabel { trigger })
+                .set(0);
+        }
+        r.register(
+            "speaker_fenced",
+            "1 while this speaker stands down: fenced from the API or isolated from its peers",
+            self.fenced.clone(),
+        );
+        r.register(
+            "speaker_never_blackhole_services",
+            "Services this draining node keeps announcing because no other node is eligible",
+            self.kept_draining.clone(),
         );
         r.register(
             "speaker_announced",
@@ -161,6 +216,17 @@ impl Metrics {
             self.announced.get_or_create(series).set(1);
         }
         self.shown = now;
+    }
+
+    /// `metallb_speaker_draining`: 1 for `trigger`, 0 for every other.
+    pub fn draining(&self, trigger: Option<&DrainTrigger>) {
+        let on = trigger.map(trigger_label);
+        for trigger in TRIGGERS {
+            let value = i64::from(on == Some(trigger));
+            self.draining
+                .get_or_create(&TriggerLabel { trigger })
+                .set(value);
+        }
     }
 
     /// A BFD session went up or down.

@@ -3,7 +3,14 @@
 //! watches what the planner reads, plans on every change, and hands the plan to the engine.
 //! A configuration that cannot be planned as it stands keeps the last good plan running, sets
 //! `metallb_k8s_client_config_stale_bool` and logs each object and field at fault. On SIGTERM
-//! it leaves (GRACEFUL_SHUTDOWN for the delay when asked, then Cease) and deletes its Lease.
+//! it leaves (GRACEFUL_SHUTDOWN for the delay when asked, then withdrawal and Cease) and
+//! deletes its Lease.
+//!
+//! A drain is handed over like a planned exit while the sessions stay up (the engine's
+//! [`HANDOVER`] and GRACEFUL_SHUTDOWN), logged when it starts and ends with its trigger and
+//! shown by `metallb_speaker_draining`. A Service this draining node keeps because nobody
+//! else is eligible (never blackhole) gets a Warning event, `DrainingLastNode`, once per
+//! change, and counts in `metallb_speaker_never_blackhole_services`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -13,6 +20,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use metallb_liveness::{NodeReason, OwnState};
 use metallb_plan as plan;
+use metallb_plan::{DrainTrigger, Reason, ServiceKey, ServicePlan};
 use metallb_runtime::admin::{self, Readiness};
 use metallb_runtime::lease::{NodeLease, NodeLeaseObserver};
 use metallb_runtime::shutdown::Shutdown;
@@ -32,10 +40,10 @@ use metallb_runtime::events::{EventRecorder, Notice, Severity};
 use crate::cli::NodeArgs;
 use crate::cluster::{self, Scope, Watches};
 use crate::config::Plan;
-use crate::engine::Engine;
+use crate::engine::{Engine, HANDOVER};
 use crate::event::DriverEvent;
 use crate::excludel2;
-use crate::membership::{MAX_DATAGRAM, Membership};
+use crate::membership::{self, MAX_DATAGRAM, Membership};
 use crate::metrics::{Announced, Metrics, announcements};
 use crate::status::{self, StatusWriter};
 
@@ -44,11 +52,6 @@ const SETTLE: Duration = Duration::from_millis(20);
 
 /// How often driver figures are copied into the metrics.
 const METRICS_REFRESH: Duration = Duration::from_secs(1);
-
-/// How long a leaving speaker keeps answering in layer 2 after telling its peers, so the
-/// next owner announces before it falls silent: the peers' replan and first gratuitous ARP
-/// take a few tens of milliseconds.
-const HANDOVER: Duration = Duration::from_millis(250);
 
 /// Event publishers running at once.
 const EVENT_WORKERS: usize = 2;
@@ -129,6 +132,10 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
         ..Plan::default()
     };
     let mut engine = Engine::start(start, Some(args.control.clone()))?;
+    engine.set_graceful_shutdown(
+        args.graceful_shutdown
+            .then_some(args.graceful_shutdown_delay),
+    );
     let reporter = Reporter {
         controller: SPEAKER_FIELD_MANAGER.to_owned(),
         instance: Some(node.clone()),
@@ -169,6 +176,15 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
                 .set(i64::try_from(alive.len()).unwrap_or(i64::MAX));
             last.replan(&watches, &scope, alive.clone(), &mut engine, &mut metrics)
                 .await;
+            let lease_fresh = renewals.borrow().fresh(duration, Instant::now());
+            liveness(
+                &last,
+                membership.as_ref(),
+                &alive,
+                lease_fresh,
+                &engine,
+                &metrics,
+            );
             // Nodes change only through the watches, so the next end of a grace period is
             // known after each plan, not looked for at every turn of the loop.
             not_ready_at =
@@ -184,6 +200,7 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
             .map_or(duration, |at| at.saturating_duration_since(Instant::now()));
         let not_ready = not_ready_at
             .and_then(|at| Duration::try_from(at.duration_since(Timestamp::now())).ok());
+        let handed_over = engine.deadline();
         tokio::select! {
             () = &mut stopped => break,
             event = engine.next_event() => {
@@ -193,6 +210,7 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
                 engine.on_driver_event(event);
             }
             _ = refresh.tick() => {
+                liveness(&last, membership.as_ref(), &alive, lease_fresh, &engine, &metrics);
                 let (l2, bgp, bfd) = engine.status();
                 metrics.refresh(&l2, &bgp, &bfd);
                 if let Some(plan) = &last.plan {
@@ -229,6 +247,7 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
             }
             () = tokio::time::sleep(expiry) => {}
             () = sleep_or_never(not_ready) => dirty = true,
+            () = sleep_until_or_never(handed_over) => engine.expire(Instant::now()),
         }
     }
     // Layer 2 is handed over first: peers learn at once that this speaker leaves (its
@@ -301,9 +320,16 @@ impl Last {
                         draining = ?planned.draining,
                         "new plan"
                     );
-                    engine.apply(engine_plan);
+                    let handed = self
+                        .plan
+                        .as_deref()
+                        .map(|before| plan::handover(before, &planned))
+                        .unwrap_or_default();
+                    engine.apply_handing_over(engine_plan, &handed);
                     metrics.announced(&planned);
+                    self.drain_changed(&planned, metrics);
                     self.assigned(watches, &planned).await;
+                    self.kept(watches, &planned, metrics).await;
                     self.statuses = Arc::new(status::services(&planned));
                     let planned = Arc::new(planned);
                     engine.publish(planned.clone());
@@ -320,6 +346,60 @@ impl Last {
                     self.problems = stale.problems;
                 }
             }
+        }
+    }
+
+    /// Logs the start, change and end of a drain with its trigger, and sets the metric.
+    fn drain_changed(&self, planned: &plan::Plan, metrics: &Metrics) {
+        let before = self.plan.as_deref().and_then(|p| p.draining.as_ref());
+        let now = planned.draining.as_ref();
+        if before == now {
+            return;
+        }
+        metrics.draining(now);
+        match now {
+            Some(trigger) => warn!(
+                node = %planned.node,
+                %trigger,
+                "node drains: its layer 2 IPs and routes are handed over, its sessions stay up"
+            ),
+            None => info!(node = %planned.node, "node no longer drains"),
+        }
+    }
+
+    /// A Warning event on each Service this draining node starts keeping because no other
+    /// node is eligible (never blackhole), with a log line, and the count as a metric.
+    async fn kept(&self, watches: &Watches, planned: &plan::Plan, metrics: &Metrics) {
+        let before = self.plan.as_deref().map(kept_by_drain).unwrap_or_default();
+        let now = kept_by_drain(planned);
+        metrics
+            .kept_draining
+            .set(i64::try_from(now.len()).unwrap_or(i64::MAX));
+        for (service, trigger) in &now {
+            if before.get(service) == Some(trigger) {
+                continue;
+            }
+            let message = format!(
+                "node \"{}\" drains ({trigger}) but no other node is eligible for the service: \
+                 it keeps announcing it",
+                planned.node
+            );
+            warn!(%service, node = %planned.node, %trigger, "never blackhole: a draining node keeps announcing the service");
+            let Some(events) = &self.events else { continue };
+            let key = ObjectRef::new(&service.name).within(&service.namespace);
+            let Some(object) = watches.services.get(&key) else {
+                continue;
+            };
+            let notice = Notice {
+                severity: Severity::Warning,
+                reason: "DrainingLastNode",
+                action: "Announce",
+                message,
+            };
+            events.record(notice, object.object_ref(&())).await;
+        }
+        for service in before.keys().filter(|s| !now.contains_key(*s)) {
+            info!(%service, node = %planned.node, "the service no longer needs this draining node");
         }
     }
 
@@ -352,6 +432,58 @@ impl Last {
             events.record(notice, object.object_ref(&())).await;
         }
     }
+}
+
+/// The services `plan` keeps announcing although the node drains, with the trigger.
+fn kept_by_drain(plan: &plan::Plan) -> BTreeMap<ServiceKey, DrainTrigger> {
+    let trigger = |reason: &Reason| match reason {
+        Reason::AnnounceDraining { trigger } => Some(trigger.clone()),
+        _ => None,
+    };
+    plan.services
+        .iter()
+        .filter_map(|(key, service)| {
+            let ServicePlan::Planned(planned) = service else {
+                return None;
+            };
+            let l2 = planned.layer2.as_ref().and_then(|l2| trigger(&l2.reason));
+            let bgp = || {
+                let peers = planned.bgp.as_ref()?.peers.values();
+                peers.filter_map(|p| trigger(&p.reason)).next()
+            };
+            Some((key.clone(), l2.or_else(bgp)?))
+        })
+        .collect()
+}
+
+/// Publishes the liveness view for `show liveness` and sets `metallb_speaker_fenced`.
+fn liveness(
+    last: &Last,
+    membership: Option<&Membership>,
+    alive: &BTreeSet<String>,
+    lease_fresh: bool,
+    engine: &Engine,
+    metrics: &Metrics,
+) {
+    let draining = last
+        .plan
+        .as_deref()
+        .and_then(|p| p.draining.as_ref())
+        .map(ToString::to_string);
+    let (view, stands_down) = match membership {
+        Some(membership) => {
+            let view = membership.view(Instant::now());
+            let down = !view.own.is_normal();
+            (membership::show(membership.node(), &view, draining), down)
+        }
+        None => {
+            let node = last.plan.as_deref().map_or("", |p| p.node.as_str());
+            let view = membership::show_leases(node, lease_fresh, alive, draining);
+            (view, false)
+        }
+    };
+    metrics.fenced.set(i64::from(stands_down));
+    engine.publish_liveness(view);
 }
 
 /// Starts the heartbeats with the key in `path`; they need this node's address.

@@ -29,9 +29,26 @@ pub fn show(request: &str, control: &Path, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A list of objects as a table of their plain fields, an explanation as its sentences;
-/// anything else as indented JSON.
+/// A list of objects as a table of their plain fields, an explanation as its sentences, the
+/// liveness view as its own state and a table of the other nodes; anything else as indented
+/// JSON.
 fn table(value: &Value) -> String {
+    if let (Some(own), Some(nodes)) = (value.get("own"), value.get("nodes")) {
+        let text = |v: &Value| v.as_str().unwrap_or("-").to_owned();
+        let mut out = format!(
+            "{}: {}, draining: {}, candidates counted by {}: {}\n",
+            text(&value["node"]),
+            text(own),
+            text(&value["draining"]),
+            text(&value["basis"]),
+            value["candidates"]
+                .as_array()
+                .map(|c| c.iter().map(text).collect::<Vec<_>>().join(", "))
+                .unwrap_or_default(),
+        );
+        out.push_str(&table(nodes));
+        return out;
+    }
     if let Some(lines) = value.get("explanation").and_then(Value::as_array) {
         let mut out = format!(
             "{} on {}:\n",

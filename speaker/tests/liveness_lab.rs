@@ -10,42 +10,15 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::net::IpAddr;
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use common::cluster::{ClusterLab, VIP, assign_ingress, lab_services, winner_of};
-use metallb_testenv::lab::{Host, Lab};
+use common::probe::{Probe, first_from, last_from, longest_gap};
 use metallb_testenv::{ControlPlane, test_name};
 
 /// The harness's Lease duration (`--fencing-lease-duration=4s`).
 const LEASE: Duration = Duration::from_secs(4);
-
-/// Sends an ARP request for argv[1] from the client's eth0 (source argv[3]) every 10 ms for
-/// argv[2] seconds and prints `<seconds since start> <mac>` for every reply.
-const PROBER: &str = r#"
-import socket, struct, sys, time
-ip, src = socket.inet_aton(sys.argv[1]), socket.inet_aton(sys.argv[3])
-s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0806))
-s.bind(("eth0", 0))
-mac = s.getsockname()[4]
-frame = b"\xff" * 6 + mac + b"\x08\x06" + struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1) + mac + src + b"\x00" * 6 + ip
-s.setblocking(False)
-start = time.monotonic()
-print("ready", flush=True)
-while time.monotonic() - start < float(sys.argv[2]):
-    s.send(frame)
-    end = time.monotonic() + 0.01
-    while time.monotonic() < end:
-        try:
-            data = s.recv(128)
-        except BlockingIOError:
-            time.sleep(0.0005)
-            continue
-        if data[12:14] == b"\x08\x06" and data[20:22] == b"\x00\x02" and data[28:32] == ip:
-            print("%.4f %s" % (time.monotonic() - start, data[22:28].hex(":")), flush=True)
-"#;
 
 /// The node MetalLB's election picks for the VIP among `alive`.
 fn winner(alive: &[&str]) -> String {
@@ -66,75 +39,6 @@ fn lab(cp: &ControlPlane, namespace: &str) -> ClusterLab {
     let expected = winner(&["node1", "node2", "node3"]);
     cluster.wait_owner(VIP, Some(&expected), Duration::from_secs(60));
     cluster
-}
-
-/// ARP replies seen by the client: when (since the probe started) and from which node.
-struct Probe {
-    child: Child,
-    lines: std::io::Lines<BufReader<std::process::ChildStdout>>,
-}
-
-impl Probe {
-    fn start(cluster: &ClusterLab, seconds: u32) -> Probe {
-        let (client, _) = Lab::address(Host::Client);
-        let mut child = cluster
-            .lab
-            .command(Host::Client, "python3")
-            .args([
-                "-c",
-                PROBER,
-                &VIP.to_string(),
-                &seconds.to_string(),
-                &client.to_string(),
-            ])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        assert_eq!(lines.next().unwrap().unwrap(), "ready");
-        Probe { child, lines }
-    }
-
-    /// Every reply until the probe ends, as (seconds, node).
-    fn replies(mut self, cluster: &ClusterLab) -> Vec<(f64, String)> {
-        let replies = self
-            .lines
-            .map_while(Result::ok)
-            .filter_map(|line| {
-                let (at, mac) = line.split_once(' ')?;
-                Some((at.parse().ok()?, cluster.node_of_mac(mac)?))
-            })
-            .collect();
-        let _ = self.child.wait();
-        replies
-    }
-}
-
-/// The first reply from `node` at or after `from` seconds.
-fn first_from(replies: &[(f64, String)], node: &str, from: f64) -> Option<f64> {
-    replies
-        .iter()
-        .find(|(at, n)| *at >= from && n == node)
-        .map(|(at, _)| *at)
-}
-
-/// The last reply from `node`.
-fn last_from(replies: &[(f64, String)], node: &str) -> Option<f64> {
-    replies
-        .iter()
-        .rev()
-        .find(|(_, n)| n == node)
-        .map(|(at, _)| *at)
-}
-
-/// The longest time without any reply after `from` seconds.
-fn longest_gap(replies: &[(f64, String)], from: f64) -> f64 {
-    let times: Vec<f64> = replies
-        .iter()
-        .map(|(at, _)| *at)
-        .filter(|at| *at >= from)
-        .collect();
-    times.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max)
 }
 
 /// The lab of [`lab`] in a namespace of its own, the VIP's owner and the node next in line.
@@ -160,7 +64,7 @@ fn a_killed_speakers_vip_moves_within_a_second_and_a_half() {
     let ns = cp.namespace(test_name!()).unwrap();
     let (mut cluster, owner, next) = owner_and_next(cp, ns.name());
 
-    let probe = Probe::start(&cluster, 6);
+    let probe = Probe::start(&cluster, VIP, 6);
     std::thread::sleep(Duration::from_secs(1));
     let killed = Instant::now();
     cluster.kill(index_of(&cluster, &owner));
@@ -183,7 +87,7 @@ fn a_speaker_stopped_with_sigterm_hands_its_vip_over_without_a_gap() {
     let ns = cp.namespace(test_name!()).unwrap();
     let (mut cluster, owner, next) = owner_and_next(cp, ns.name());
 
-    let probe = Probe::start(&cluster, 5);
+    let probe = Probe::start(&cluster, VIP, 5);
     std::thread::sleep(Duration::from_secs(1));
     cluster.stop(index_of(&cluster, &owner));
     let replies = probe.replies(&cluster);
@@ -214,7 +118,7 @@ fn a_speaker_cut_from_the_api_fences_itself_and_takes_its_vip_back_when_the_api_
     let (cluster, owner, next) = owner_and_next(cp, ns.name());
     let cut = index_of(&cluster, &owner);
 
-    let probe = Probe::start(&cluster, 12);
+    let probe = Probe::start(&cluster, VIP, 12);
     std::thread::sleep(Duration::from_secs(1));
     let frozen = Instant::now();
     cluster.freeze(cut);

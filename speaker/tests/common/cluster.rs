@@ -118,8 +118,8 @@ impl ClusterLab {
     }
 
     /// Starts the speaker of node `index` (0-2) serving `namespace`, with `extra` arguments
-    /// (a `--fencing-lease-duration` or `--log-level` among them replaces the harness's 4 s
-    /// and debug).
+    /// (a `--fencing-lease-duration`, `--log-level` or `--graceful-shutdown` among them
+    /// replaces the harness's 4 s, debug and false).
     pub fn start(&mut self, index: usize, namespace: &str, extra: &[&str]) {
         let host = NODES[index];
         let (address, _) = Lab::address(host);
@@ -131,13 +131,18 @@ impl ClusterLab {
             "--metrics-host=127.0.0.1".to_owned(),
             "--metrics-port=7472".to_owned(),
             format!("--control={}", self.control(index).display()),
-            "--graceful-shutdown=false".to_owned(),
             "--log-format=json".to_owned(),
         ];
         // Defaults of the harness that `extra` may replace.
-        for default in ["--fencing-lease-duration=4s", "--log-level=debug"] {
+        let defaults = [
+            "--fencing-lease-duration=4s",
+            "--log-level=debug",
+            "--graceful-shutdown=false",
+        ];
+        for default in defaults {
             let flag = default.split('=').next().unwrap_or(default);
-            if !extra.iter().any(|a| a.starts_with(flag)) {
+            let replaced = |a: &&str| *a == flag || a.starts_with(&format!("{flag}="));
+            if !extra.iter().any(replaced) {
                 args.push(default.to_owned());
             }
         }

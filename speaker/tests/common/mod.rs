@@ -23,6 +23,7 @@ pub const SPEAKER: &str = env!("CARGO_BIN_EXE_metallb-speaker");
 pub use metallb_testenv::wait_for;
 
 pub mod cluster;
+pub mod probe;
 
 /// A `metallb-speaker run` inside a lab host, with its configuration file, control socket and
 /// log (JSON lines) in a directory of the test.
