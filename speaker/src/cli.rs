@@ -162,6 +162,8 @@ pub enum Show {
     Bfd,
     /// Layer-2 addresses and interfaces.
     L2,
+    /// Who is alive, fenced or gone as this speaker sees it; its own state and drain.
+    Liveness,
     /// Why this node announces a Service or not, and to whom.
     Service,
 }
@@ -173,6 +175,7 @@ impl Show {
             Show::Bgp => "bgp".to_owned(),
             Show::Bfd => "bfd".to_owned(),
             Show::L2 => "l2".to_owned(),
+            Show::Liveness => "liveness".to_owned(),
             Show::Service => format!("service {}", name.unwrap_or_default()),
         }
     }
