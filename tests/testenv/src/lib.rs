@@ -21,9 +21,9 @@
 //! `hack/check-leftovers` verifies that after a test run.
 //!
 //! [`ha`] is a control plane of three etcd members with an API server each, for the
-//! rolling-update scenario. [`lab`] provides network labs (namespaces, a bridge, an FRR router) for the speaker, and
-//! [`cluster`] multi-node Kubernetes clusters on such a lab, with the product as pods, and [`olm`]
-//! the OLM tools and OLM itself on such a cluster.
+//! rolling-update scenario. [`lab`] provides network labs (namespaces, a bridge, an FRR router)
+//! for the speaker, and [`cluster`] multi-node Kubernetes clusters on such a lab, with the
+//! product as pods, and [`olm`] the OLM tools and OLM itself on such a cluster.
 
 mod binaries;
 mod client;
@@ -38,6 +38,7 @@ mod kubeconfig;
 pub mod lab;
 mod namespace;
 pub mod olm;
+pub mod peers;
 mod pki;
 mod proxy;
 pub mod state;
