@@ -1,13 +1,19 @@
-//! The client's view of a layer 2 VIP: an ARP request every 10 ms from the lab's client and
-//! which node answered when, to measure handover gaps and windows with two MACs answering.
+//! What the client and the router see of a cluster lab's VIP while something happens: an ARP
+//! request every 10 ms from the lab's client and which node answered when, to measure handover
+//! gaps and windows with two MACs answering; FRR's paths for a prefix, to see in which order
+//! GRACEFUL_SHUTDOWN and the withdrawal came.
 
 use std::io::{BufRead, BufReader};
 use std::net::Ipv4Addr;
 use std::process::{Child, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::Instant;
 
 use metallb_testenv::lab::{Host, Lab};
+use serde_json::Value;
 
-use super::cluster::ClusterLab;
+use super::cluster::{ClusterLab, NODES};
 
 /// Sends an ARP request for argv[1] from the client's eth0 (source argv[3]) every 10 ms for
 /// argv[2] seconds and prints `<seconds since start> <mac>` for every reply.
@@ -102,4 +108,70 @@ pub fn longest_gap(replies: &[(f64, String)], from: f64) -> f64 {
         .filter(|at| *at >= from)
         .collect();
     times.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max)
+}
+
+/// FRR's paths for a prefix, sampled as fast as vtysh answers (every 60-100 ms): when (since
+/// sampling started), and per node whether its path carries GRACEFUL_SHUTDOWN (65535:0).
+pub struct RouteSamples(pub Vec<(f64, Vec<(String, bool)>)>);
+
+impl RouteSamples {
+    /// Samples `prefix` while `during` runs.
+    pub fn during<T>(
+        cluster: &ClusterLab,
+        prefix: &str,
+        during: impl FnOnce() -> T,
+    ) -> (RouteSamples, T) {
+        let done = AtomicBool::new(false);
+        thread::scope(|scope| {
+            let sampler = scope.spawn(|| {
+                let start = Instant::now();
+                let mut samples = Vec::new();
+                while !done.load(Ordering::Relaxed) {
+                    let route = cluster.lab.bgp_route(prefix).unwrap();
+                    samples.push((start.elapsed().as_secs_f64(), paths(cluster, route)));
+                }
+                RouteSamples(samples)
+            });
+            let out = during();
+            done.store(true, Ordering::Relaxed);
+            (sampler.join().unwrap(), out)
+        })
+    }
+
+    /// The first sample at which `node`'s path carries GRACEFUL_SHUTDOWN.
+    pub fn graceful_shutdown(&self, node: &str) -> Option<f64> {
+        let marked = |paths: &Vec<(String, bool)>| paths.iter().any(|(n, gs)| n == node && *gs);
+        self.0.iter().find(|(_, p)| marked(p)).map(|(at, _)| *at)
+    }
+
+    /// The first sample without a path from `node`.
+    pub fn withdrawn(&self, node: &str) -> Option<f64> {
+        let from = |paths: &Vec<(String, bool)>| paths.iter().any(|(n, _)| n == node);
+        self.0.iter().find(|(_, p)| !from(p)).map(|(at, _)| *at)
+    }
+
+    /// The smallest number of paths any sample saw.
+    pub fn fewest_paths(&self) -> usize {
+        self.0.iter().map(|(_, p)| p.len()).min().unwrap_or(0)
+    }
+}
+
+/// The nodes of a route's paths, with whether each carries GRACEFUL_SHUTDOWN.
+fn paths(cluster: &ClusterLab, route: Option<Value>) -> Vec<(String, bool)> {
+    let Some(route) = route else {
+        return Vec::new();
+    };
+    let paths = route["paths"].as_array().cloned().unwrap_or_default();
+    paths
+        .iter()
+        .filter_map(|path| {
+            let from = path["peer"]["peerId"].as_str()?;
+            let index = NODES
+                .iter()
+                .position(|h| Lab::address(*h).0.to_string() == from)?;
+            let communities = path["community"]["string"].as_str().unwrap_or_default();
+            let gs = communities.contains("graceful-shutdown") || communities.contains("65535:0");
+            Some((cluster.names[index].clone(), gs))
+        })
+        .collect()
 }
