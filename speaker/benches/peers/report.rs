@@ -1,0 +1,238 @@
+//! The peers benchmark's tables (Markdown, one per figure, a column per system) and the
+//! document `docs/benchmarks.md` they go into.
+
+use std::process::Command;
+use std::time::Duration;
+
+use super::{Outcome, Results, System};
+
+/// Which event's outcome a table shows.
+type Pick = fn(&Results) -> &Outcome;
+
+fn seconds(s: f64) -> String {
+    format!("{s:.2} s")
+}
+
+fn header(title: &str, systems: &[System]) -> String {
+    let names: Vec<&str> = systems.iter().map(|s| s.name()).collect();
+    format!(
+        "### {title}\n\n| | {} |\n|---|{}\n",
+        names.join(" | "),
+        "---|".repeat(systems.len())
+    )
+}
+
+fn row(what: &str, cells: impl Iterator<Item = String>) -> String {
+    format!("| {what} | {} |\n", cells.collect::<Vec<_>>().join(" | "))
+}
+
+fn moved(o: &Outcome) -> String {
+    o.moved
+        .map(seconds)
+        .unwrap_or_else(|| format!("never within {}", seconds(o.end)))
+}
+
+fn two_macs(o: &Outcome) -> String {
+    match o.two_macs {
+        (0.0, _) => "never".into(),
+        (s, true) => format!("{} (still when the probe ended)", seconds(s)),
+        (s, false) => seconds(s),
+    }
+}
+
+fn owner_last(o: &Outcome) -> String {
+    match o.owner_last {
+        None => "never after the event".into(),
+        Some(t) if t > o.end - 0.5 => "until the probe ended".into(),
+        Some(t) => seconds(t),
+    }
+}
+
+fn event_table(title: &str, systems: &[System], results: &[Results], pick: Pick) -> String {
+    let outcomes: Vec<&Outcome> = results.iter().map(pick).collect();
+    let mut table = header(title, systems);
+    table += &row(
+        "another node answers after",
+        outcomes.iter().map(|o| moved(o)),
+    );
+    table += &row(
+        "the old owner answers until",
+        outcomes.iter().map(|o| owner_last(o)),
+    );
+    table += &row(
+        "longest time no node answers",
+        outcomes.iter().map(|o| seconds(o.gap)),
+    );
+    table += &row(
+        "longest time two MACs answer",
+        outcomes.iter().map(|o| two_macs(o)),
+    );
+    table + "\n"
+}
+
+fn percentiles(samples: &[Duration], wanted: usize) -> String {
+    if samples.is_empty() {
+        return "no answer".into();
+    }
+    let mut sorted = samples.to_vec();
+    sorted.sort();
+    let at = |p: f64| {
+        let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+        sorted[index].as_secs_f64() * 1000.0
+    };
+    let missing = wanted - sorted.len();
+    let missing = if missing > 0 {
+        format!(", {missing} never")
+    } else {
+        String::new()
+    };
+    format!(
+        "p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms{missing}",
+        at(0.5),
+        at(0.99),
+        at(1.0)
+    )
+}
+
+/// Every table, in the order the issue lists the figures.
+pub fn tables(systems: &[System], results: &[Results]) -> String {
+    let mut text = event_table(
+        "Layer-2 failover: the owner's speaker SIGKILLed",
+        systems,
+        results,
+        |r| &r.events.kill,
+    );
+    text += &event_table(
+        "Layer-2 failover: the owner's link cut at the switch for 12 s",
+        systems,
+        results,
+        |r| &r.events.link,
+    );
+    text += &event_table(
+        "Planned handover: SIGTERM of the owner's speaker",
+        systems,
+        results,
+        |r| &r.events.term,
+    );
+    text += &event_table(
+        "API server cut from the owner's node for 15 s (its link stays up)",
+        systems,
+        results,
+        |r| &r.events.api,
+    );
+
+    text += &header(
+        "Longest time two MACs answer for the address, per event",
+        systems,
+    );
+    let events: [(&str, Pick); 4] = [
+        ("owner's speaker SIGKILLed", |r| &r.events.kill),
+        ("owner's link cut", |r| &r.events.link),
+        ("owner's speaker SIGTERMed", |r| &r.events.term),
+        ("owner cut from the API server", |r| &r.events.api),
+    ];
+    for (what, pick) in events {
+        text += &row(what, results.iter().map(|r| two_macs(pick(r))));
+    }
+    text += "\n";
+
+    let wanted = super::LATENCY_SERVICES;
+    text += &header(
+        &format!("New Service -> answer ({wanted} Services, one at a time)"),
+        systems,
+    );
+    text += &row(
+        "ARP answer at the client",
+        results.iter().map(|r| percentiles(&r.to_arp, wanted)),
+    );
+    text += &row(
+        "route at FRR",
+        results.iter().map(|r| match &r.to_route {
+            Some(samples) => percentiles(samples, wanted),
+            None => "not measured: runs in ARP mode here".into(),
+        }),
+    );
+    text += "\n";
+
+    text += &header("Memory at idle, one Service (resident, MiB)", systems);
+    text += &row(
+        "speaker (largest of three)",
+        results.iter().map(|r| format!("{:.1}", r.memory.0)),
+    );
+    text += &row(
+        "controller",
+        systems
+            .iter()
+            .zip(results)
+            .map(|(s, r)| match (s, r.memory.1) {
+                (_, Some(mib)) => format!("{mib:.1}"),
+                (System::KubeVip, None) => {
+                    "n/a: no controller (the Service's annotation names the address)".into()
+                }
+                (_, None) => "not measured: runs inside the benchmark's process".into(),
+            }),
+    );
+    text
+}
+
+fn command(program: &str, args: &[&str]) -> String {
+    Command::new(program)
+        .args(args)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// The CPU model, core count and memory of this machine.
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpu
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|rest| rest.trim_start_matches([' ', '\t', ':']).to_owned())
+        .unwrap_or_default();
+    let memory = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let total = memory
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|rest| rest.split_whitespace().next()?.parse::<f64>().ok())
+        .map(|kib| kib / 1024.0 / 1024.0)
+        .unwrap_or_default();
+    format!(
+        "{model}, {} cores, {total:.0} GiB, {}",
+        command("nproc", &[]),
+        command("uname", &["-sr"])
+    )
+}
+
+/// `docs/benchmarks.md`: how the tables were made, then the tables.
+pub fn document(tables: &str, peers: &str) -> String {
+    let date = command("date", &["-u", "+%Y-%m-%d %H:%M UTC"]);
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let commit = command("git", &["-C", root, "rev-parse", "--short", "HEAD"]);
+    let peers = peers
+        .lines()
+        .filter(|l| !l.starts_with("built"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    format!(
+        "# Benchmarks beside MetalLB and kube-vip\n\n\
+         Written by `cargo bench -p metallb-speaker --bench peers` ({date}).\n\n\
+         - Machine: {}\n\
+         - Ours: metallb-rs {} at {commit}; peers: {peers}, built from the Go module proxy by \
+         `tests/testenv/peers/build.sh`\n\
+         - Setup: each system in a lab of its own (three node namespaces on one bridge, FRR as \
+         the router, a client) with an API server of its own, one after the other in the same \
+         run. Ours: the controller and `metallb-speaker` at their defaults (10 s node Lease, \
+         heartbeats with a membership key), SIGTERM without BGP graceful shutdown. MetalLB: its \
+         controller and speakers, native BGP, memberlist at its defaults. kube-vip: services \
+         mode, ARP, one Lease (5 s, renew 3 s, retry 1 s). The client sends an ARP request for \
+         the address every 10 ms; each event acts on the node answering at that moment; one \
+         sample per event.\n\n{tables}\n\
+         Not measured yet: 10,000 Services (routes at FRR, memory), GoBGP beside BIRD, the \
+         rolling update with MetalLB's speaker, cordon + drain, CPU at idle and API requests/s \
+         for the peers, the peers on the local cluster.\n",
+        machine(),
+        env!("CARGO_PKG_VERSION"),
+    )
+}
