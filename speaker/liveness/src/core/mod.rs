@@ -121,6 +121,8 @@ pub struct Liveness {
     leaving: bool,
     started: Instant,
     last_renewal: Option<Instant>,
+    /// When the current run of successful renewals began (none after a failure).
+    renewing_since: Option<Instant>,
     renewal_failures: u32,
     members: BTreeMap<u64, Member>,
     ids: BTreeMap<String, u64>,
@@ -170,6 +172,7 @@ impl Liveness {
             leaving: false,
             started: now,
             last_renewal: None,
+            renewing_since: None,
             renewal_failures: 0,
             members: BTreeMap::new(),
             ids: BTreeMap::new(),
@@ -244,9 +247,13 @@ impl Liveness {
         match outcome {
             Renewal::Succeeded { sent_at } => {
                 self.last_renewal = Some(self.last_renewal.map_or(sent_at, |at| at.max(sent_at)));
+                self.renewing_since.get_or_insert(sent_at);
                 self.renewal_failures = 0;
             }
-            Renewal::Failed => self.renewal_failures = self.renewal_failures.saturating_add(1),
+            Renewal::Failed => {
+                self.renewing_since = None;
+                self.renewal_failures = self.renewal_failures.saturating_add(1);
+            }
         }
         self.refresh_state(now);
     }
@@ -413,7 +420,7 @@ impl Liveness {
                     Status::Left => NodeReason::Left,
                     _ if m.stand_down.fenced => NodeReason::Fenced,
                     _ if m.stand_down.isolated => NodeReason::Isolated,
-                    _ if lease.is_none_or(|l| l.proven_stale(self.last_renewal)) => {
+                    _ if lease.is_none_or(|l| l.proven_stale(self.proving_renewal())) => {
                         NodeReason::LeaseStale
                     }
                     Status::Suspect => NodeReason::Suspected,
@@ -438,6 +445,17 @@ impl Liveness {
             candidates,
             nodes,
         }
+    }
+
+    /// The last renewal that proves the API worked long enough for every live peer to have
+    /// renewed too: renewals have succeeded without a break for [`Config::fence_after_vouch`].
+    /// At the end of an outage the first speaker to renew sees every other Lease expired; that
+    /// proves nothing until the others had their renewal interval, or it would count only
+    /// itself for a moment and take their IPs.
+    fn proving_renewal(&self) -> Option<Instant> {
+        let (since, last) = (self.renewing_since?, self.last_renewal?);
+        let long_enough = last.saturating_duration_since(since) >= self.config.fence_after_vouch();
+        long_enough.then_some(last)
     }
 
     /// Renewals that failed since the last success.
