@@ -198,8 +198,10 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
         let expiry = observer
             .next_expiry(Instant::now())
             .map_or(duration, |at| at.saturating_duration_since(Instant::now()));
-        let not_ready = not_ready_at
-            .and_then(|at| Duration::try_from(at.duration_since(Timestamp::now())).ok());
+        // A grace period that ended while another branch ran is due at once, not never.
+        let not_ready = not_ready_at.map(|at| {
+            Duration::try_from(at.duration_since(Timestamp::now())).unwrap_or(Duration::ZERO)
+        });
         let handed_over = engine.deadline();
         tokio::select! {
             () = &mut stopped => break,
