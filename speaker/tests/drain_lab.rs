@@ -7,7 +7,8 @@
 //!   annotation, cordon and a taint key when configured, `Ready=False` beyond the grace
 //!   period) hands the VIP over with the new owner answering before the old one falls silent
 //!   (no gap over 200 ms at the client), sends the owner's route with GRACEFUL_SHUTDOWN and
-//!   then withdraws it while its session stays Established; clearing it brings both back;
+//!   then withdraws it while its BGP session stays Established and its BFD session up;
+//!   clearing it brings both back;
 //! - a Node that turns `Ready=False` while its speaker is gone loses the VIP within 2 s of the
 //!   end of the grace period;
 //! - a node draining with a Service nobody else may serve keeps announcing it, with a Warning
@@ -26,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use common::cluster::{ClusterLab, NODES, VIP, assign_ingress, lab_services};
 use common::probe::{Probe, RouteSamples, first_from, last_from, longest_gap};
-use common::{SPEAKER, wait_for};
+use common::{SPEAKER, frr_bfd_status, wait_for};
 use k8s_openapi::jiff::Timestamp;
 use metallb_testenv::lab::Lab;
 use metallb_testenv::{ControlPlane, test_name};
@@ -62,25 +63,40 @@ fn lab(cp: &ControlPlane, ns: &str, tag: &str, extra: &[&str]) -> ClusterLab {
         (cluster.route_sources(ROUTE).len() == 3).then_some(())
     });
     assert!(all.is_some(), "FRR lacks three paths\n{}", cluster.logs());
+    let bfd = wait_for(20 * SECOND, SECOND / 5, || {
+        (0..NODES.len()).all(|i| bfd_up(&cluster, i)).then_some(())
+    });
+    assert!(
+        bfd.is_some(),
+        "BFD is not up with every node\n{}",
+        cluster.logs()
+    );
     cluster
 }
 
 /// The router as BGPPeer `ebgp` (AS 64500) of the first two nodes and `ibgp` of the third,
-/// as the lab's FRR expects them.
+/// as the lab's FRR expects them, with BFD at FRR's timers (300 ms x 3).
 fn peers(ns: &str, names: &[String]) -> String {
     let peer = |name: &str, asn: u32, nodes: &[String]| {
         format!(
             "apiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata: {{name: {name}, namespace: {ns}}}\n\
              spec:\n  myASN: {asn}\n  peerASN: 64512\n  peerAddress: 192.168.250.1\n  holdTime: 9s\n  \
+             bfdProfile: lab\n  \
              nodeSelectors:\n    - matchExpressions:\n        - {{key: kubernetes.io/hostname, operator: In, values: [{}]}}\n",
             nodes.join(", ")
         )
     };
     format!(
-        "{}---\n{}",
+        "apiVersion: metallb.io/v1beta1\nkind: BFDProfile\nmetadata: {{name: lab, namespace: {ns}}}\n\
+         spec: {{receiveInterval: 300, transmitInterval: 300, detectMultiplier: 3}}\n---\n{}---\n{}",
         peer("ebgp", 64500, &names[..2]),
         peer("ibgp", 64512, &names[2..])
     )
+}
+
+/// FRR's BFD session with node `index` is up.
+fn bfd_up(cluster: &ClusterLab, index: usize) -> bool {
+    frr_bfd_status(&cluster.lab, Lab::address(NODES[index]).0.into()) == "up"
 }
 
 /// A way of draining a node, and of ending the drain.
@@ -212,14 +228,27 @@ fn index_of(cluster: &ClusterLab, node: &str) -> usize {
 /// How the VIP went from `from` to another node, as the client saw it.
 struct Move {
     to: String,
-    /// When the first answer of the new owner came, after the change at `changed`.
+    /// When the first answer of the new owner came, after the change.
     first_new: f64,
-    /// The last answer of `from`.
+    /// When the last answer of `from` came, after the change.
     last_old: f64,
-    /// The longest time without an answer around the handover.
+    /// The longest run of ARP requests (one every 10 ms) nobody answered around the
+    /// handover, and how long it lasted.
+    unanswered: (usize, f64),
+    /// The longest time between two answers over the whole probe, stalls of the loaded
+    /// machine included.
     longest_gap: f64,
-    /// The same over the whole probe.
-    whole_window_gap: f64,
+}
+
+impl Move {
+    /// Asserts the handover left no hole over 200 ms: at most 20 requests in a row unanswered.
+    fn assert_no_gap(&self, what: &str) {
+        let (requests, seconds) = self.unanswered;
+        assert!(
+            requests <= 20,
+            "{what}: {requests} requests in a row unanswered over {seconds:.3} s"
+        );
+    }
 }
 
 /// Probes the VIP for `seconds`, making `change` 0.5 s in, and reads how it moved away from
@@ -230,7 +259,8 @@ fn probe_move(cluster: &ClusterLab, from: &str, seconds: u32, change: impl FnOnc
     let started = Instant::now();
     change();
     let changed = 0.5 + started.elapsed().as_secs_f64();
-    let replies = probe.replies(cluster);
+    let record = probe.record(cluster);
+    let replies = &record.replies;
     let to = replies
         .iter()
         .rev()
@@ -238,20 +268,16 @@ fn probe_move(cluster: &ClusterLab, from: &str, seconds: u32, change: impl FnOnc
         .next()
         .unwrap_or_default();
     assert_ne!(to, from, "the VIP stayed\n{replies:?}\n{}", cluster.logs());
-    let first_new = first_from(&replies, &to, changed).unwrap();
-    let last_old = last_from(&replies, from).unwrap_or(0.0);
-    // The handover: from just before the change until half a second after the old owner's
-    // last answer (a stall of the loaded machine elsewhere in the window is not one).
-    let handover: Vec<(f64, String)> = replies
-        .iter()
-        .filter(|(at, _)| *at <= last_old.max(first_new) + 0.5)
-        .cloned()
-        .collect();
+    let first_new = first_from(replies, &to, changed).unwrap();
+    let last_old = last_from(replies, from).unwrap_or(0.0);
+    // From before the change (kubectl returns after the watchers may have seen it) until
+    // half a second after the handover.
+    let unanswered = record.unanswered(0.25, last_old.max(first_new) + 0.5);
     Move {
         last_old: last_old - changed,
         first_new: first_new - changed,
-        longest_gap: longest_gap(&handover, changed - 0.1),
-        whole_window_gap: longest_gap(&replies, 0.0),
+        unanswered,
+        longest_gap: longest_gap(replies, 0.0),
         to,
     }
 }
@@ -267,7 +293,7 @@ fn drains_and_comes_back(trigger: &Trigger, tag: &str, test: &str) {
     let index = index_of(&cluster, &owner);
 
     let (routes, away) = RouteSamples::during(&cluster, ROUTE, || {
-        let away = probe_move(&cluster, &owner, 3, || (trigger.set)(cp, &owner));
+        let away = probe_move(&cluster, &owner, 4, || (trigger.set)(cp, &owner));
         let gone = wait_for(5 * SECOND, SECOND / 20, || {
             (!cluster.route_sources(ROUTE).contains(&owner)).then_some(())
         });
@@ -280,24 +306,21 @@ fn drains_and_comes_back(trigger: &Trigger, tag: &str, test: &str) {
     });
     let what = trigger.what;
     println!(
-        "{what}: {} answers {:.0} ms after the change, {owner} last {:.0} ms after it; \
-         longest gap at the client {:.0} ms ({:.0} ms over the whole probe)",
+        "{what}: {} answers {:.0} ms after the change, {owner} last {:.0} ms after it; at most \
+         {} requests in a row unanswered ({:.0} ms); longest time between answers {:.0} ms",
         away.to,
         away.first_new * 1000.0,
         away.last_old * 1000.0,
-        away.longest_gap * 1000.0,
-        away.whole_window_gap * 1000.0
+        away.unanswered.0,
+        away.unanswered.1 * 1000.0,
+        away.longest_gap * 1000.0
     );
     assert!(
         away.first_new <= away.last_old,
         "{what}: the new owner answered only after {owner} fell silent\n{}",
         cluster.logs()
     );
-    assert!(
-        away.longest_gap < 0.2,
-        "{what}: a gap of {:.3} s",
-        away.longest_gap
-    );
+    away.assert_no_gap(what);
     let marked = routes.graceful_shutdown(&owner);
     let withdrawn = routes.withdrawn(&owner);
     println!("{what}: at FRR GRACEFUL_SHUTDOWN at {marked:?} s, withdrawn at {withdrawn:?} s");
@@ -320,22 +343,23 @@ fn drains_and_comes_back(trigger: &Trigger, tag: &str, test: &str) {
         "Established",
         "{what}: the draining node's session went down"
     );
+    assert!(
+        bfd_up(&cluster, index),
+        "{what}: the draining node's BFD session went down"
+    );
 
-    let back = probe_move(&cluster, &away.to, 3, || (trigger.clear)(cp, &owner));
+    let back = probe_move(&cluster, &away.to, 4, || (trigger.clear)(cp, &owner));
     println!(
-        "{what} cleared: {} answers again {:.0} ms after, longest gap {:.0} ms ({:.0} ms \
-         over the whole probe)",
+        "{what} cleared: {} answers again {:.0} ms after; at most {} requests in a row \
+         unanswered ({:.0} ms); longest time between answers {:.0} ms",
         back.to,
         back.first_new * 1000.0,
-        back.longest_gap * 1000.0,
-        back.whole_window_gap * 1000.0
+        back.unanswered.0,
+        back.unanswered.1 * 1000.0,
+        back.longest_gap * 1000.0
     );
     assert_eq!(back.to, owner, "{what}: the VIP did not come back");
-    assert!(
-        back.longest_gap < 0.2,
-        "{what}: a gap of {:.3} s",
-        back.longest_gap
-    );
+    back.assert_no_gap(&format!("{what} cleared"));
     let returned = wait_for(10 * SECOND, SECOND / 10, || {
         cluster.route_sources(ROUTE).contains(&owner).then_some(())
     });
@@ -528,19 +552,25 @@ fn when_no_speaker_reaches_the_api_nothing_moves() {
     for index in 0..NODES.len() {
         cluster.thaw(index);
     }
-    let replies = probe.replies(&cluster);
+    let record = probe.record(&cluster);
+    let replies = &record.replies;
     let others: Vec<&(f64, String)> = replies.iter().filter(|(_, n)| *n != owner).collect();
-    let gap = longest_gap(&replies, 0.0);
+    let (unanswered, _) = record.unanswered(0.0, f64::INFINITY);
     println!(
-        "control plane out for 9 s: {} answers from {owner}, {} from others, longest gap \
-         {:.0} ms, fewest paths at FRR {}",
+        "control plane out for 9 s: {} answers from {owner}, {} from others, at most {} \
+         requests in a row unanswered, longest time between answers {:.0} ms, fewest paths \
+         at FRR {}",
         replies.len(),
         others.len(),
-        gap * 1000.0,
+        unanswered,
+        longest_gap(replies, 0.0) * 1000.0,
         routes.fewest_paths()
     );
     assert!(others.is_empty(), "another node answered: {others:?}");
-    assert!(gap < 0.2, "a gap of {gap:.3} s");
+    assert!(
+        unanswered <= 20,
+        "{unanswered} requests in a row unanswered"
+    );
     assert_eq!(routes.fewest_paths(), 3, "FRR lost a path");
     let after = Probe::start(&cluster, VIP, 2).replies(&cluster);
     assert!(
@@ -556,9 +586,7 @@ fn sigterm_reaches_frr_as_graceful_shutdown_then_withdrawal_then_cease() {
     let ns = cp.namespace(test_name!()).unwrap();
     let mut cluster = lab(cp, ns.name(), "dr-sigterm", &[]);
     let leaving = cluster.names[0].clone();
-    let updates =
-        |cluster: &ClusterLab| session(cluster, 0)["messageStats"]["updatesRecv"].as_u64();
-    let before = updates(&cluster);
+    let stats = session(&cluster, 0)["messageStats"].clone();
 
     let (routes, ()) = RouteSamples::during(&cluster, ROUTE, || {
         let pid = cluster.pid(0).unwrap();
@@ -575,8 +603,12 @@ fn sigterm_reaches_frr_as_graceful_shutdown_then_withdrawal_then_cease() {
     let session = session(&cluster, 0);
     println!(
         "SIGTERM: GRACEFUL_SHUTDOWN at FRR at {marked:?} s, withdrawn at {withdrawn:?} s, \
-         UPDATEs {before:?} -> {:?}, last reset: {}",
-        session["messageStats"]["updatesRecv"], session["lastResetDueTo"]
+         UPDATEs {} -> {}, NOTIFICATIONs {} -> {}, last reset: {}",
+        stats["updatesRecv"],
+        session["messageStats"]["updatesRecv"],
+        stats["notificationsRecv"],
+        session["messageStats"]["notificationsRecv"],
+        session["lastResetDueTo"]
     );
     let (Some(marked), Some(withdrawn)) = (marked, withdrawn) else {
         panic!(
@@ -585,13 +617,14 @@ fn sigterm_reaches_frr_as_graceful_shutdown_then_withdrawal_then_cease() {
         );
     };
     assert!(marked < withdrawn);
-    // The GRACEFUL_SHUTDOWN UPDATE and the withdrawal both reached FRR before the Cease.
+    // The GRACEFUL_SHUTDOWN UPDATE and the withdrawal both reached FRR before the session
+    // ended, and it ended with the NOTIFICATION (Cease) FRR received. The reset reason FRR
+    // keeps is the last one: BFD's AdminDown, sent after the Cease, replaces it.
+    let count = |stats: &Value, what: &str| stats[what].as_u64().unwrap_or_default();
+    let after = &session["messageStats"];
     assert_eq!(
-        session["messageStats"]["updatesRecv"].as_u64(),
-        before.map(|n| n + 2)
+        count(after, "updatesRecv"),
+        count(&stats, "updatesRecv") + 2
     );
-    // FRR says how the session ended: the NOTIFICATION it received, Cease (6) subcode 2.
-    let reset = session["lastResetDueTo"].as_str().unwrap_or_default();
-    assert_eq!(reset, "BGP Notification received", "{session}");
-    assert_eq!(session["lastErrorCodeSubcode"], "0602", "{session}");
+    assert!(count(after, "notificationsRecv") > count(&stats, "notificationsRecv"));
 }

@@ -16,7 +16,8 @@ use serde_json::Value;
 use super::cluster::{ClusterLab, NODES};
 
 /// Sends an ARP request for argv[1] from the client's eth0 (source argv[3]) every 10 ms for
-/// argv[2] seconds and prints `<seconds since start> <mac>` for every reply.
+/// argv[2] seconds and prints `sent <seconds since start>` for every request and
+/// `<seconds since start> <mac>` for every reply.
 const PROBER: &str = r#"
 import socket, struct, sys, time
 ip, src = socket.inet_aton(sys.argv[1]), socket.inet_aton(sys.argv[3])
@@ -29,6 +30,7 @@ start = time.monotonic()
 print("ready", flush=True)
 while time.monotonic() - start < float(sys.argv[2]):
     s.send(frame)
+    print("sent %.4f" % (time.monotonic() - start), flush=True)
     end = time.monotonic() + 0.01
     while time.monotonic() < end:
         try:
@@ -39,6 +41,57 @@ while time.monotonic() - start < float(sys.argv[2]):
         if data[12:14] == b"\x08\x06" and data[20:22] == b"\x00\x02" and data[28:32] == ip:
             print("%.4f %s" % (time.monotonic() - start, data[22:28].hex(":")), flush=True)
 "#;
+
+/// What the client sent and which node answered when, in seconds since the probe started.
+#[derive(Debug, Default)]
+pub struct Record {
+    /// When each request went out.
+    pub sent: Vec<f64>,
+    /// Every reply, as (seconds, node).
+    pub replies: Vec<(f64, String)>,
+}
+
+impl Record {
+    /// The longest run of requests sent from `from` to `to` seconds that got no reply before
+    /// the next request went out: how many, and from the first of them to the next request
+    /// that was answered. Unlike the time between replies, a stall of the prober itself (a
+    /// loaded machine) does not count: it sends nothing while it stalls.
+    pub fn unanswered(&self, from: f64, to: f64) -> (usize, f64) {
+        let mut replies = self.replies.iter().map(|(at, _)| *at).peekable();
+        let (mut run, mut run_start, mut longest) = (0, 0.0, (0, 0.0));
+        for (i, sent) in self.sent.iter().enumerate() {
+            let next = self.sent.get(i + 1).copied().unwrap_or(f64::INFINITY);
+            let mut answered = false;
+            while let Some(at) = replies.next_if(|at| *at < next) {
+                answered |= at >= *sent;
+            }
+            if *sent > to {
+                break;
+            }
+            if *sent < from {
+                continue;
+            }
+            if answered {
+                if run > longest.0 {
+                    longest = (run, sent - run_start);
+                }
+                run = 0;
+            } else {
+                if run == 0 {
+                    run_start = *sent;
+                }
+                run += 1;
+            }
+        }
+        if run > longest.0 {
+            longest = (
+                run,
+                to.min(self.sent.last().copied().unwrap_or(to)) - run_start,
+            );
+        }
+        longest
+    }
+}
 
 /// ARP replies seen by the client: when (since the probe started) and from which node.
 pub struct Probe {
@@ -69,17 +122,25 @@ impl Probe {
     }
 
     /// Every reply until the probe ends, as (seconds, node).
-    pub fn replies(mut self, cluster: &ClusterLab) -> Vec<(f64, String)> {
-        let replies = self
-            .lines
-            .map_while(Result::ok)
-            .filter_map(|line| {
-                let (at, mac) = line.split_once(' ')?;
-                Some((at.parse().ok()?, cluster.node_of_mac(mac)?))
-            })
-            .collect();
+    pub fn replies(self, cluster: &ClusterLab) -> Vec<(f64, String)> {
+        self.record(cluster).replies
+    }
+
+    /// Every request and reply until the probe ends.
+    pub fn record(mut self, cluster: &ClusterLab) -> Record {
+        let mut record = Record::default();
+        for line in self.lines.by_ref().map_while(Result::ok) {
+            let Some((first, second)) = line.split_once(' ') else {
+                continue;
+            };
+            if first == "sent" {
+                record.sent.extend(second.parse::<f64>().ok());
+            } else if let (Ok(at), Some(node)) = (first.parse(), cluster.node_of_mac(second)) {
+                record.replies.push((at, node));
+            }
+        }
         let _ = self.child.wait();
-        replies
+        record
     }
 }
 
