@@ -34,7 +34,8 @@ fn moved(o: &Outcome) -> String {
 
 fn two_macs(o: &Outcome) -> String {
     match o.two_macs {
-        (0.0, _) => "never".into(),
+        // Below one probe interval: no request saw two answers.
+        (s, _) if s < 0.01 => "never".into(),
         (s, true) => format!("{} (still when the probe ended)", seconds(s)),
         (s, false) => seconds(s),
     }
@@ -42,8 +43,8 @@ fn two_macs(o: &Outcome) -> String {
 
 fn owner_last(o: &Outcome) -> String {
     match o.owner_last {
-        None => "never after the event".into(),
-        Some(t) if t > o.end - 0.5 => "until the probe ended".into(),
+        None => "silent before the event".into(),
+        Some(t) if t > o.end - 0.5 => "never (still answering when the probe ended)".into(),
         Some(t) => seconds(t),
     }
 }
@@ -56,7 +57,7 @@ fn event_table(title: &str, systems: &[System], results: &[Results], pick: Pick)
         outcomes.iter().map(|o| moved(o)),
     );
     table += &row(
-        "the old owner answers until",
+        "the old owner falls silent after",
         outcomes.iter().map(|o| owner_last(o)),
     );
     table += &row(
