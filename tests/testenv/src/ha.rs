@@ -30,6 +30,8 @@ use crate::{binaries, crds, kubeconfig};
 
 /// How long [`HaControlPlane::start`] waits for every API server's `/readyz`.
 const START_TIMEOUT: Duration = Duration::from_secs(90);
+/// How long a removal refused as "unhealthy cluster" is retried.
+const REMOVE_RETRY: Duration = Duration::from_secs(20);
 /// How long a removed member's etcd gets to notice and stop.
 const REMOVED_STOP: Duration = Duration::from_secs(10);
 /// Timeout of one HTTP exchange with etcd's gRPC gateway.
@@ -212,11 +214,21 @@ impl HaControlPlane {
             .ok_or_else(|| {
                 Error::Etcd(format!("{} is not in the member list {list}", member.name))
             })?;
-        etcd_post(
-            &through.client,
-            "/v3/cluster/member/remove",
-            &format!(r#"{{"ID":"{id}"}}"#),
-        )?;
+        // etcd refuses to remove a member until the others have been connected for a few
+        // seconds ("unhealthy cluster"), e.g. right after the start.
+        let body = format!(r#"{{"ID":"{id}"}}"#);
+        let deadline = Instant::now() + REMOVE_RETRY;
+        loop {
+            match etcd_post(&through.client, "/v3/cluster/member/remove", &body) {
+                Ok(_) => break,
+                Err(Error::Etcd(detail))
+                    if detail.contains("unhealthy cluster") && Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+                Err(err) => return Err(err),
+            }
+        }
         let name = member.name.clone();
         let member = &mut self.members[i];
         let deadline = Instant::now() + REMOVED_STOP;
