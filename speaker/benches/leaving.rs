@@ -17,11 +17,14 @@
 //! - with everything on: the gap a planned exit (SIGTERM) leaves, the failover after SIGKILL,
 //!   fencing after an API cut and the two-MAC window it leaves, a speaker crash at FRR with and
 //!   without graceful restart;
+//! - a speaker DaemonSet rolling upgrade on the local cluster of real kubelets (the operator
+//!   re-rendering the speakers after a log-level change): per node replaced, the longest time
+//!   without an ARP answer, the time FRR had no path, the two-MAC window;
 //! - heartbeat packets per node at 10, 100 and 1,000 simulated nodes, and the API requests a
 //!   speaker makes per second at idle.
 //!
-//! `cargo bench -p metallb-speaker --bench leaving -- rolling` (or `moves`, `heartbeats`) runs
-//! one part.
+//! `cargo bench -p metallb-speaker --bench leaving -- rolling` (or `moves`, `upgrade`,
+//! `heartbeats`) runs one part.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -41,6 +44,8 @@ mod scene;
     reason = "the simulation expects the pure crate's clippy.toml (no clock), which this crate does not have"
 )]
 mod sim;
+#[path = "leaving/upgrade.rs"]
+mod upgrade;
 
 use moves::Row;
 use scene::{Features, LEASE, Scene};
@@ -69,6 +74,10 @@ fn main() {
     }
     if runs("moves") {
         moves();
+    }
+    if runs("upgrade") {
+        let (rows, notes) = upgrade::run();
+        println!("{}{notes}", table(&rows));
     }
 }
 

@@ -2,10 +2,12 @@
 //! 10 ms, the MACs that answered each one) and a sampler of FRR's RIB (the nodes FRR has a
 //! path for the VIP from, every 10 ms, through one long-running vtysh). Both count time from
 //! one origin, [`Probes::origin`], so the scenario's events line up with their samples.
+//! They run on any [`Stage`]: the speaker-process lab ([`ClusterLab`]) or the local cluster of
+//! real kubelets (`upgrade.rs`), both a lab whose nodes are Nodes `node1`..`node3` or named so.
 
 use std::io::{BufRead, BufReader, Lines, Write};
 use std::net::Ipv4Addr;
-use std::process::{Child, ChildStdin, ChildStdout, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -15,6 +17,40 @@ use metallb_testenv::lab::{Host, Lab};
 use serde_json::Value;
 
 use crate::common::cluster::{ClusterLab, NODES};
+
+/// A lab the probes run in: its hosts' commands, its FRR pathspace, and the Node name behind a
+/// node's MAC or address.
+pub trait Stage {
+    /// `program` in `host`'s network namespace.
+    fn command(&self, host: Host, program: &str) -> Command;
+    /// The lab's name (its FRR pathspace, `vtysh -N`).
+    fn lab_name(&self) -> &str;
+    /// The Node name of the lab node with MAC `mac`.
+    fn node_of_mac(&self, mac: &str) -> Option<String>;
+    /// The Node name of the lab node with IPv4 address `address`.
+    fn node_of_address(&self, address: &str) -> Option<String>;
+}
+
+impl Stage for ClusterLab {
+    fn command(&self, host: Host, program: &str) -> Command {
+        self.lab.command(host, program)
+    }
+
+    fn lab_name(&self) -> &str {
+        self.lab.name()
+    }
+
+    fn node_of_mac(&self, mac: &str) -> Option<String> {
+        ClusterLab::node_of_mac(self, mac)
+    }
+
+    fn node_of_address(&self, address: &str) -> Option<String> {
+        NODES
+            .iter()
+            .position(|host| Lab::address(*host).0.to_string() == address)
+            .map(|index| self.names[index].clone())
+    }
+}
 
 /// One ARP request and one RIB sample per this period.
 pub const PERIOD: Duration = Duration::from_millis(10);
@@ -77,10 +113,9 @@ pub struct Probes {
 
 impl Probes {
     /// Starts probing `vip` (ARP) and `vip/32` (FRR) for `seconds`.
-    pub fn start(cluster: &ClusterLab, vip: Ipv4Addr, seconds: f64) -> Probes {
+    pub fn start(cluster: &impl Stage, vip: Ipv4Addr, seconds: f64) -> Probes {
         let (client, _) = Lab::address(Host::Client);
         let mut arp = cluster
-            .lab
             .command(Host::Client, "python3")
             .args(["-c", ARP_PROBER])
             .args([vip.to_string(), seconds.to_string(), client.to_string()])
@@ -88,7 +123,7 @@ impl Probes {
             .spawn()
             .unwrap();
         let mut arp_lines = BufReader::new(arp.stdout.take().unwrap()).lines();
-        let mut vtysh = Vtysh::open(&cluster.lab);
+        let mut vtysh = Vtysh::open(cluster);
         let prefix = format!("{vip}/32");
         vtysh.paths(&prefix);
         assert_eq!(arp_lines.next().unwrap().unwrap(), "ready");
@@ -124,7 +159,7 @@ impl Probes {
     }
 
     /// Waits for the prober to finish and returns both series, nodes by their Node names.
-    pub fn finish(mut self, cluster: &ClusterLab) -> (Vec<Answer>, Vec<RibSample>) {
+    pub fn finish(mut self, cluster: &impl Stage) -> (Vec<Answer>, Vec<RibSample>) {
         let answers = self
             .arp_lines
             .by_ref()
@@ -148,19 +183,11 @@ impl Probes {
             sample.nodes = sample
                 .nodes
                 .iter()
-                .filter_map(|peer| node_of_address(cluster, peer))
+                .filter_map(|peer| cluster.node_of_address(peer))
                 .collect();
         }
         (answers, rib)
     }
-}
-
-/// The Node name of the lab node with address `peer`.
-fn node_of_address(cluster: &ClusterLab, peer: &str) -> Option<String> {
-    NODES
-        .iter()
-        .position(|host| Lab::address(*host).0.to_string() == peer)
-        .map(|index| cluster.names[index].clone())
 }
 
 /// One vtysh attached to the router's bgpd, answering a command per line on its stdin (a new
@@ -172,10 +199,10 @@ struct Vtysh {
 }
 
 impl Vtysh {
-    fn open(lab: &Lab) -> Vtysh {
+    fn open(lab: &impl Stage) -> Vtysh {
         let mut child = lab
             .command(Host::Router, "vtysh")
-            .args(["-N", lab.name(), "-d", "bgpd"])
+            .args(["-N", lab.lab_name(), "-d", "bgpd"])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
