@@ -512,8 +512,10 @@ fn main() {
     println!("{text}");
     if picked.is_empty() {
         let doc = report::document(&text, &versions().unwrap());
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/benchmarks.md");
-        std::fs::write(path, doc).unwrap();
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs");
+        std::fs::create_dir_all(dir).unwrap();
+        let path = format!("{dir}/benchmarks.md");
+        std::fs::write(&path, doc).unwrap();
         eprintln!("peers bench: wrote {path}");
     }
 }

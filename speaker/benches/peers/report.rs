@@ -139,7 +139,10 @@ pub fn tables(systems: &[System], results: &[Results]) -> String {
 
     let wanted = super::LATENCY_SERVICES;
     text += &header(
-        &format!("New Service -> answer ({wanted} Services, one at a time)"),
+        &format!(
+            "New Service -> answer ({wanted} Services, one at a time; from the `kubectl apply` of \
+             the Service and its EndpointSlice)"
+        ),
         systems,
     );
     text += &row(
