@@ -106,7 +106,8 @@ pub struct RibSample {
 pub struct Probes {
     origin: Instant,
     arp: Child,
-    arp_lines: Lines<BufReader<ChildStdout>>,
+    /// Reads the prober's lines as they come: a full pipe would stop the prober mid-run.
+    arp_lines: JoinHandle<Vec<String>>,
     rib_done: Arc<AtomicBool>,
     rib: JoinHandle<Vec<RibSample>>,
 }
@@ -127,6 +128,7 @@ impl Probes {
         let prefix = format!("{vip}/32");
         vtysh.paths(&prefix);
         assert_eq!(arp_lines.next().unwrap().unwrap(), "ready");
+        let arp_lines = std::thread::spawn(move || arp_lines.map_while(Result::ok).collect());
         let origin = Instant::now();
         let rib_done = Arc::new(AtomicBool::new(false));
         let done = rib_done.clone();
@@ -162,8 +164,9 @@ impl Probes {
     pub fn finish(mut self, cluster: &impl Stage) -> (Vec<Answer>, Vec<RibSample>) {
         let answers = self
             .arp_lines
-            .by_ref()
-            .map_while(Result::ok)
+            .join()
+            .unwrap()
+            .into_iter()
             .filter_map(|line| {
                 let (at, macs) = line.split_once(' ')?;
                 let nodes = macs

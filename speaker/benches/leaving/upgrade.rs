@@ -202,6 +202,15 @@ struct Replacement {
     terminating: Option<f64>,
     gone: Option<f64>,
     new_ready: Option<f64>,
+    /// When the old speaker logged its SIGTERM (the pod list shows a deletion later).
+    sigterm: Option<f64>,
+}
+
+impl Replacement {
+    /// Where this node's replacement starts: its SIGTERM, else the deletion the watcher saw.
+    fn start(&self) -> Option<f64> {
+        self.sigterm.or(self.terminating)
+    }
 }
 
 /// Polls the speaker pods until every node runs a new, Ready one (or the probes end).
@@ -382,17 +391,24 @@ pub fn run() -> (Vec<Row>, String) {
         &["patch", "metallb", "metallb", "--type=merge", "-p", patch],
     )
     .unwrap();
-    let replaced = watch_rollout(&cluster, &probes, &old);
+    let mut replaced = watch_rollout(&cluster, &probes, &old);
     let rolled = probes.now();
     let (answers, rib) = probes.finish(&cluster);
     let end = answers.last().map_or(PROBE_SECONDS, |a| a.at);
     drop(followers);
+    for replacement in replaced.values_mut() {
+        let log = logs_dir.path().join(format!("{}.log", replacement.old_pod));
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        replacement.sigterm = timed_lines(&text, origin_of_day)
+            .into_iter()
+            .find(|(_, line)| line.contains("SIGTERM received"))
+            .map(|(at, _)| at);
+    }
 
     let mut order: Vec<(&String, &Replacement)> = replaced.iter().collect();
     order.sort_by(|a, b| {
-        a.1.terminating
-            .unwrap_or(f64::MAX)
-            .total_cmp(&b.1.terminating.unwrap_or(f64::MAX))
+        let start = |r: &Replacement| r.start().unwrap_or(f64::MAX);
+        start(a.1).total_cmp(&start(b.1))
     });
     let mut rows: Vec<Row> = vec![(
         "speaker DaemonSet rolling upgrade: the operator's strategy, grace period".to_owned(),
@@ -401,7 +417,7 @@ pub fn run() -> (Vec<Row>, String) {
     )];
     let mut notes = String::new();
     for (i, (node, replacement)) in order.iter().enumerate() {
-        let Some(from) = replacement.terminating else {
+        let Some(from) = replacement.start() else {
             rows.push((
                 format!("{node} replaced"),
                 "never (not within the probes)".to_owned(),
@@ -411,7 +427,7 @@ pub fn run() -> (Vec<Row>, String) {
         };
         let to = order
             .get(i + 1)
-            .and_then(|(_, next)| next.terminating)
+            .and_then(|(_, next)| next.start())
             .unwrap_or(end);
         let [gap, silent, two, bgp] = figures(&answers, &rib, from, to);
         rows.push((
@@ -422,8 +438,9 @@ pub fn run() -> (Vec<Row>, String) {
         let since =
             |at: Option<f64>| at.map_or("never".to_owned(), |t| format!("{:.2}", t - triggered));
         notes.push_str(&format!(
-            "\n{node}: old pod {} terminating at {}, gone at {}; new pod {} Ready at {} (s after the log-level change); its window {:.2}..{:.2}\n",
+            "\n{node}: old pod {} SIGTERM at {}, seen terminating at {}, gone at {}; new pod {} Ready at {} (s after the log-level change); its window {:.2}..{:.2}\n",
             replacement.old_pod,
+            since(replacement.sigterm),
             since(replacement.terminating),
             since(replacement.gone),
             replacement.new_pod,
@@ -447,6 +464,18 @@ pub fn run() -> (Vec<Row>, String) {
         format!("{gap:.0} / {silent:.0} ms, {two:.0} ms, {bgp:.0} ms"),
         "< 200 ms per node".to_owned(),
     ));
+    // Each request stands for the time until the next: a stalled prober (a loaded machine)
+    // would stretch one answer, or one silence, over the stall.
+    let stalled = answers
+        .windows(2)
+        .filter(|w| w[0].at >= triggered)
+        .map(|w| (w[1].at - w[0].at) * 1000.0)
+        .fold(0.0, f64::max);
+    rows.push((
+        "ARP prober: longest interval between two requests, ms (10 = no stall)".to_owned(),
+        format!("{stalled:.0}"),
+        String::new(),
+    ));
     rows.push((
         "whole upgrade: rollout done, s after the log-level change".to_owned(),
         if replaced
@@ -469,15 +498,16 @@ pub fn run() -> (Vec<Row>, String) {
     (rows, notes)
 }
 
-/// Where a node's time went: the old pod's log from shortly before it was seen terminating,
-/// the new pod's first lines, each on the trigger's clock.
+/// Where a node's time went: the old pod's log from a second before its replacement started,
+/// the new pod's first lines above debug (the level the upgrade sets; its ARP replies are
+/// summed up), on the trigger's clock.
 fn pod_logs(
     cluster: &Cluster,
     dir: &Path,
     replacement: &Replacement,
     origin_of_day: f64,
     triggered: f64,
-    terminating: f64,
+    start: f64,
 ) -> String {
     let old = std::fs::read_to_string(dir.join(format!("{}.log", replacement.old_pod)))
         .unwrap_or_default();
@@ -490,13 +520,30 @@ fn pod_logs(
     let old_lines = timed_lines(&old, origin_of_day);
     for (at, line) in old_lines
         .iter()
-        .filter(|(at, _)| *at >= terminating - 1.0)
+        .filter(|(at, _)| *at >= start - 1.0)
         .take(12)
     {
         out.push_str(&format!("  old {:+.3} {line}\n", at - triggered));
     }
-    for (at, line) in timed_lines(&new, origin_of_day).iter().take(8) {
+    let new_lines = timed_lines(&new, origin_of_day);
+    let replies: Vec<f64> = new_lines
+        .iter()
+        .filter(|(_, line)| line.contains("l2 reply sent"))
+        .map(|(at, _)| *at)
+        .collect();
+    let telling = new_lines
+        .iter()
+        .filter(|(_, line)| !line.contains(" DEBUG ") && !line.contains(" TRACE "));
+    for (at, line) in telling.take(14) {
         out.push_str(&format!("  new {:+.3} {line}\n", at - triggered));
+    }
+    if let (Some(first), Some(last)) = (replies.first(), replies.last()) {
+        out.push_str(&format!(
+            "  new: {} ARP replies logged, {:+.3} .. {:+.3}\n",
+            replies.len(),
+            first - triggered,
+            last - triggered
+        ));
     }
     out
 }
