@@ -7,9 +7,11 @@
 //! (the update strategy as the operator renders it). Throughout, the lab's client sends an ARP
 //! request for the VIP every 10 ms and FRR's paths for it are sampled every 10 ms.
 //!
-//! A node's replacement runs from when its old speaker pod is seen terminating to when the
-//! next node's is (the last one: to the end of the probes), so the VIP moving back to its
-//! owner once the new pod runs counts against that node. Printed per node and over the whole
+//! A node's replacement runs from its old speaker's SIGTERM (its log; else when the pod list
+//! shows it terminating) to the next node's (the last one: to the end of the probes), so the
+//! VIP moving back to its owner once the new pod runs counts against that node. A time without
+//! an answer is a run of requests no answer came to within 10 ms: on a loaded machine that
+//! includes late answers, so the prober's longest interval is printed too. Printed per node and over the whole
 //! upgrade: the longest time without an ARP answer, the time FRR had no path at all, the two-MAC
 //! window; then where each node's time went, from the speakers' own logs (old pod from its
 //! SIGTERM on, new pod from its start), on the probes' clock.
