@@ -26,6 +26,7 @@ use crate::{
     cluster::{BgpAttributes, ServiceKey},
     plan::{BgpPlan, Context, Endpoints, PeerPlan, PeerRoutes, PlanError, RouteAttributes},
     reason::Reason,
+    small::SmallMap,
 };
 
 /// A service's BGP plan before LOCAL_PREF conflicts across services are known.
@@ -142,7 +143,7 @@ pub(crate) fn settle<'k>(
                     let plan = match conflicting {
                         Some(prefix) => PeerPlan {
                             reason: Reason::ConflictingLocalPref { prefix: *prefix },
-                            routes: BTreeMap::new(),
+                            routes: SmallMap::default(),
                         },
                         None => PeerPlan {
                             reason: peer_draft.reason.clone(),

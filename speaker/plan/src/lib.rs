@@ -71,6 +71,7 @@ mod plan;
 mod reason;
 mod selector;
 mod ser;
+mod small;
 
 pub use cluster::{
     Addresses, BgpAdvertisement, BgpAttributes, Cluster, DRAIN_ANNOTATION, Drain,
@@ -86,3 +87,4 @@ pub use plan::{
 };
 pub use reason::{DrainTrigger, Reason};
 pub use selector::{LabelSelector, Labels, Operator, Requirement, any_matches};
+pub use small::SmallMap;

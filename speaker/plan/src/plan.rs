@@ -20,6 +20,7 @@ use crate::{
     reason::{DrainTrigger, Reason},
     selector::Labels,
     ser,
+    small::SmallMap,
 };
 
 /// What a plan cannot be made from.
@@ -175,7 +176,7 @@ pub struct Layer2Plan {
 #[serde(rename_all = "camelCase")]
 pub struct BgpPlan {
     /// Every BGPPeer, with what it receives of this service and why.
-    pub peers: BTreeMap<String, PeerPlan>,
+    pub peers: SmallMap<String, PeerPlan>,
 }
 
 /// What one peer receives of one service.
@@ -186,7 +187,7 @@ pub struct PeerPlan {
     #[serde(flatten)]
     pub reason: Reason,
     /// The prefixes sent; empty unless the reason announces.
-    pub routes: BTreeMap<IpNet, RouteAttributes>,
+    pub routes: SmallMap<IpNet, RouteAttributes>,
 }
 
 /// Plans for `node`: what it announces in layer 2 and to each BGP peer, and why, for every
