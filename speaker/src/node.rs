@@ -145,9 +145,14 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
     let owner = owner(&client, &namespace, args.pod_name.as_deref()).await;
     let (statuses, writing) = StatusWriter::start(client.clone(), &namespace, &node, owner);
     info!(%node, %namespace, "speaker running on the node");
+    // The first plan waits for the speakers' Leases too: planning before them, this speaker
+    // would count itself alone and announce, for a moment, the IPs other nodes answer for.
     tokio::select! {
-        () = watches.ready() => {}
+        () = async { tokio::join!(watches.ready(), observer.synced()); } => {}
         () = shutdown.wait() => {}
+    }
+    if let Some(membership) = &mut membership {
+        membership.leases(Instant::now(), &observer.leases());
     }
     let mut last = Last {
         events: Some(events),

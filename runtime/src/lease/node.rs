@@ -205,12 +205,22 @@ pub struct NodeLeaseObserver {
 
 #[derive(Debug, Default)]
 struct Shared {
-    leases: Mutex<BTreeMap<String, Seen>>,
+    leases: Mutex<Leases>,
     changed: Notify,
+    /// Whether a complete list of the Leases has arrived.
+    synced: watch::Sender<bool>,
+}
+
+/// The speaker Leases seen, and those of a relist under way: a relist replaces them only once
+/// complete, or the speakers not listed yet would look gone meanwhile.
+#[derive(Debug, Default)]
+struct Leases {
+    current: BTreeMap<String, Seen>,
+    relisting: Option<BTreeMap<String, Seen>>,
 }
 
 /// One speaker Lease as last seen.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Seen {
     spec: LeaseSpec,
     observed: Observed,
@@ -256,6 +266,7 @@ impl NodeLeaseObserver {
     pub fn alive(&self, now: Instant) -> BTreeSet<String> {
         let leases = self.inner.leases.lock().unwrap_or_else(|e| e.into_inner());
         leases
+            .current
             .iter()
             .filter(|(_, seen)| {
                 seen.observed
@@ -270,6 +281,7 @@ impl NodeLeaseObserver {
     pub fn next_expiry(&self, now: Instant) -> Option<Instant> {
         let leases = self.inner.leases.lock().unwrap_or_else(|e| e.into_inner());
         leases
+            .current
             .values()
             .filter_map(|seen| seen.observed.expires_at(&seen.spec, Duration::ZERO))
             .filter(|at| *at > now)
@@ -280,6 +292,7 @@ impl NodeLeaseObserver {
     pub fn leases(&self) -> BTreeMap<String, ObservedLease> {
         let leases = self.inner.leases.lock().unwrap_or_else(|e| e.into_inner());
         leases
+            .current
             .iter()
             .filter_map(|(node, seen)| {
                 let lease = ObservedLease {
@@ -297,37 +310,75 @@ impl NodeLeaseObserver {
     pub async fn changed(&self) {
         self.inner.changed.notified().await;
     }
+
+    /// Resolves once the first complete list of the Leases has arrived. Before, [`alive`]
+    /// misses speakers that are running: a speaker that plans then would take their IPs.
+    ///
+    /// [`alive`]: NodeLeaseObserver::alive
+    pub async fn synced(&self) {
+        let mut synced = self.inner.synced.subscribe();
+        // The sender lives as long as this observer, so waiting cannot fail.
+        let _ = synced.wait_for(|synced| *synced).await;
+    }
 }
 
 impl Shared {
     fn apply(&self, event: Event<Lease>, now: Instant) {
         let mut leases = self.leases.lock().unwrap_or_else(|e| e.into_inner());
-        let mut note = |lease: Lease| {
-            let Some(node) = node_of(&lease) else { return };
-            let spec = lease.spec.unwrap_or_default();
-            let annotations = lease.metadata.annotations.unwrap_or_default();
-            let seen = leases.entry(node).or_insert_with(|| Seen {
-                spec: spec.clone(),
-                observed: Observed::default(),
-                annotations: BTreeMap::new(),
-            });
-            seen.spec = spec;
-            seen.observed.expired(&seen.spec, Duration::ZERO, now);
-            seen.annotations = annotations;
-        };
+        let Leases { current, relisting } = &mut *leases;
+        let mut synced = false;
         match event {
-            Event::Apply(lease) | Event::InitApply(lease) => note(lease),
+            Event::Apply(lease) => note(current, lease, now),
+            Event::InitApply(lease) => match relisting {
+                Some(relisting) => {
+                    // Carried over, so a Lease that did not change keeps its renewal time.
+                    if let Some(node) = node_of(&lease)
+                        && let Some(seen) = current.get(&node)
+                    {
+                        relisting.entry(node).or_insert_with(|| seen.clone());
+                    }
+                    note(relisting, lease, now);
+                    return;
+                }
+                None => note(current, lease, now),
+            },
             Event::Delete(lease) => {
                 if let Some(node) = node_of(&lease) {
-                    leases.remove(&node);
+                    current.remove(&node);
                 }
             }
-            Event::Init => leases.clear(),
-            Event::InitDone => {}
+            Event::Init => {
+                *relisting = Some(BTreeMap::new());
+                return;
+            }
+            Event::InitDone => {
+                if let Some(listed) = relisting.take() {
+                    *current = listed;
+                }
+                synced = true;
+            }
         }
         drop(leases);
         self.changed.notify_one();
+        if synced {
+            self.synced.send_replace(true);
+        }
     }
+}
+
+/// Notes `lease` as seen at `now` in `leases`.
+fn note(leases: &mut BTreeMap<String, Seen>, lease: Lease, now: Instant) {
+    let Some(node) = node_of(&lease) else { return };
+    let spec = lease.spec.unwrap_or_default();
+    let annotations = lease.metadata.annotations.unwrap_or_default();
+    let seen = leases.entry(node).or_insert_with(|| Seen {
+        spec: spec.clone(),
+        observed: Observed::default(),
+        annotations: BTreeMap::new(),
+    });
+    seen.spec = spec;
+    seen.observed.expired(&seen.spec, Duration::ZERO, now);
+    seen.annotations = annotations;
 }
 
 /// The node a speaker Lease belongs to, from its name.
@@ -407,6 +458,33 @@ mod tests {
         assert_eq!(observer.alive(now), BTreeSet::from(["a".to_owned()]));
         observer.inner.apply(Event::Delete(lease("a", 1)), now);
         assert!(observer.alive(now).is_empty());
+    }
+
+    #[test]
+    fn a_relist_replaces_the_leases_only_once_complete_and_keeps_unchanged_renewal_times() {
+        let observer = NodeLeaseObserver::default();
+        assert!(!*observer.inner.synced.borrow());
+        let start = Instant::now();
+        observer.inner.apply(Event::Init, start);
+        observer.inner.apply(Event::InitApply(lease("a", 1)), start);
+        observer.inner.apply(Event::InitApply(lease("b", 1)), start);
+        assert!(
+            observer.alive(start).is_empty(),
+            "nothing before the list is complete"
+        );
+        observer.inner.apply(Event::InitDone, start);
+        assert!(*observer.inner.synced.borrow());
+        let both = BTreeSet::from(["a".to_owned(), "b".to_owned()]);
+        assert_eq!(observer.alive(start), both);
+
+        // A relist (after a watch error) lists only "a" so far: "b" is still there meanwhile.
+        let later = start + Duration::from_secs(5);
+        observer.inner.apply(Event::Init, later);
+        observer.inner.apply(Event::InitApply(lease("a", 1)), later);
+        assert_eq!(observer.alive(later), both);
+        observer.inner.apply(Event::InitDone, later);
+        assert_eq!(observer.alive(later), BTreeSet::from(["a".to_owned()]));
+        assert_eq!(observer.leases()["a"].renewed_at, start);
     }
 
     #[test]
