@@ -7,8 +7,9 @@
 //!   annotation, cordon and a taint key when configured, `Ready=False` beyond the grace
 //!   period) hands the VIP over with the new owner answering before the old one falls silent
 //!   (no gap over 200 ms at the client), sends the owner's route with GRACEFUL_SHUTDOWN and
-//!   then withdraws it while its BGP session stays Established and its BFD session up;
-//!   clearing it brings both back;
+//!   then withdraws it while its BGP session stays Established and its BFD session up, and
+//!   the Service's statuses follow (ServiceL2Status on the new owner, no ServiceBGPStatus on
+//!   the old); clearing it brings both back;
 //! - a Node that turns `Ready=False` while its speaker is gone loses the VIP within 2 s of the
 //!   end of the grace period;
 //! - a node draining with a Service nobody else may serve keeps announcing it, with a Warning
@@ -346,6 +347,37 @@ fn drains_and_comes_back(trigger: &Trigger, tag: &str, test: &str) {
     assert!(
         bfd_up(&cluster, index),
         "{what}: the draining node's BFD session went down"
+    );
+    // Other tests' speakers announce their own `web` too: Services are watched cluster-wide.
+    let selector = format!(
+        "metallb.io/service-name=web,metallb.io/service-namespace={}",
+        ns.name()
+    );
+    let statuses = |kind: &str| {
+        let jsonpath = "jsonpath={.items[*].status.node}";
+        let args = [
+            "-n",
+            ns.name(),
+            "get",
+            kind,
+            "-l",
+            &selector,
+            "-o",
+            jsonpath,
+        ];
+        cp.kubectl(args).unwrap_or_default()
+    };
+    let visible = wait_for(5 * SECOND, SECOND / 10, || {
+        let l2 = statuses("servicel2statuses");
+        let bgp = statuses("servicebgpstatuses");
+        (l2 == away.to && !bgp.split(' ').any(|node| node == owner)).then_some(())
+    });
+    assert!(
+        visible.is_some(),
+        "{what}: the statuses still show {owner}: ServiceL2Status on {:?}, ServiceBGPStatus on \
+         {:?}",
+        statuses("servicel2statuses"),
+        statuses("servicebgpstatuses")
     );
 
     let back = probe_move(&cluster, &away.to, 4, || (trigger.clear)(cp, &owner));

@@ -7,6 +7,7 @@
 //! Services the copies would be a good part of the speaker's memory.
 
 use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::time::Duration;
@@ -160,6 +161,43 @@ fn first_error<T>(
     failed.map_or(Ok(()), Err)
 }
 
+/// The Service of a status object, from its labels.
+fn key_of(meta: &ObjectMeta) -> Option<ServiceKey> {
+    let labels = meta.labels.as_ref()?;
+    Some(ServiceKey::new(
+        labels.get(STATUS_SERVICE_NAMESPACE_LABEL)?.clone(),
+        labels.get(STATUS_SERVICE_NAME_LABEL)?.clone(),
+    ))
+}
+
+/// What exists of one kind, from the `listed` objects with their status's fingerprint;
+/// deletes every object after the first for a Service.
+async fn adopt_kind<K>(
+    api: &Api<K>,
+    listed: impl Iterator<Item = (ObjectMeta, Option<u64>)>,
+) -> Result<BTreeMap<ServiceKey, Existing>, CallError>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    let mut existing = BTreeMap::new();
+    for (meta, print) in listed {
+        let (Some(key), Some(name)) = (key_of(&meta), meta.name) else {
+            continue;
+        };
+        match existing.entry(key) {
+            Entry::Vacant(vacant) => {
+                vacant.insert((name, print));
+            }
+            Entry::Occupied(first) => {
+                delete(api, &name).await?;
+                let service = first.key();
+                debug!(%name, %service, "a second status object for the Service deleted");
+            }
+        }
+    }
+    Ok(existing)
+}
+
 impl Task {
     async fn run(mut self, mut desired: watch::Receiver<Desired>) {
         let mut adopted = false;
@@ -180,6 +218,9 @@ impl Task {
                 }
                 Err(error) => {
                     warn!(node = %self.node, %error, "status objects not written; retrying");
+                    // A create that timed out may have made an object this task does not
+                    // know: the next pass lists what exists first.
+                    adopted = false;
                     tokio::time::sleep(RETRY).await;
                 }
             }
@@ -198,32 +239,28 @@ impl Task {
         labels
     }
 
-    /// Takes over the objects a previous run of this node's speaker left.
+    /// Takes over this node's objects as they exist: those a previous run of its speaker
+    /// left, and those a create that timed out made. Of two objects for one Service, the
+    /// second is deleted.
     async fn adopt(&mut self) -> Result<(), CallError> {
         let selector = format!("{STATUS_NODE_LABEL}={}", self.node);
         let params = ListParams::default().labels(&selector);
-        let key_of = |meta: &ObjectMeta| {
-            let labels = meta.labels.as_ref()?;
-            Some(ServiceKey::new(
-                labels.get(STATUS_SERVICE_NAMESPACE_LABEL)?.clone(),
-                labels.get(STATUS_SERVICE_NAME_LABEL)?.clone(),
-            ))
-        };
         let l2: Api<ServiceL2Status> = Api::namespaced(self.client.clone(), &self.namespace);
-        for object in bounded(l2.list(&params)).await? {
-            if let (Some(key), Some(name)) = (key_of(&object.metadata), object.metadata.name) {
-                let status = object.status.as_ref().map(fingerprint);
-                self.written.layer2.insert(key, (name, status));
-            }
-        }
+        let listed = bounded(l2.list(&params)).await?.items;
+        let listed = listed.into_iter().map(|o| {
+            let print = o.status.as_ref().map(fingerprint);
+            (o.metadata, print)
+        });
+        self.written.layer2 = adopt_kind(&l2, listed).await?;
         let bgp: Api<ServiceBGPStatus> = Api::namespaced(self.client.clone(), &self.namespace);
-        for object in bounded(bgp.list(&params)).await? {
-            if let (Some(key), Some(name)) = (key_of(&object.metadata), object.metadata.name) {
-                let status = object.status.as_ref().map(fingerprint);
-                self.written.bgp.insert(key, (name, status));
-            }
-        }
+        let listed = bounded(bgp.list(&params)).await?.items;
+        let listed = listed.into_iter().map(|o| {
+            let print = o.status.as_ref().map(fingerprint);
+            (o.metadata, print)
+        });
+        self.written.bgp = adopt_kind(&bgp, listed).await?;
         let sessions: Api<BGPSessionState> = Api::namespaced(self.client.clone(), &self.namespace);
+        self.written.sessions.clear();
         for object in bounded(sessions.list(&params)).await? {
             if let Some(peer) = object.status.as_ref().and_then(|s| s.bgp_peer.clone()) {
                 let status = object.status.as_ref().map(fingerprint);
@@ -315,6 +352,11 @@ impl Task {
                         Err(error) => return Err((key, None, error)),
                     },
                 };
+                if prefix == "l2-"
+                    && let Err(error) = self.delete_others(api, &key).await
+                {
+                    return Err((key, Some(name), error));
+                }
                 match patch_status(api, &name, &want[&key]).await {
                     Ok(()) => Ok((key, name, print)),
                     // Recorded without a status, so the next pass patches this object
@@ -342,8 +384,7 @@ impl Task {
         failed.map_or(Ok(()), Err)
     }
 
-    /// Creates the object of `key` and returns its generated name; for layer 2, deletes
-    /// what other nodes left for it.
+    /// Creates the object of `key` and returns its generated name.
     async fn create<K>(
         &self,
         api: &Api<K>,
@@ -362,11 +403,7 @@ impl Task {
             ..ObjectMeta::default()
         });
         let created = bounded(api.create(&PostParams::default(), &object)).await?;
-        let name = created.meta().name.clone().unwrap_or_default();
-        if prefix == "l2-" {
-            self.delete_others(api, key).await?;
-        }
-        Ok(name)
+        Ok(created.meta().name.clone().unwrap_or_default())
     }
 
     /// Deletes the layer 2 objects other nodes left for `key`: one node announces a Service

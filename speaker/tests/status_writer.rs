@@ -1,0 +1,76 @@
+//! The status writer against the real API server: it takes over the objects its node already
+//! has, keeps one per Service (a create that timed out can leave a second one), writes the
+//! desired status on it and deletes the objects of Services it no longer announces.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use metallb_api::status::ServiceL2StatusStatus;
+use metallb_plan::ServiceKey;
+use metallb_speaker::status::{Desired, ServiceStatuses, StatusWriter};
+use metallb_testenv::{ControlPlane, test_name, wait_for};
+
+/// A ServiceL2Status of `node` for the Service `service`, with no status yet.
+fn l2_status(name: &str, node: &str, service: &str, ns: &str) -> String {
+    format!(
+        "apiVersion: metallb.io/v1beta1\nkind: ServiceL2Status\nmetadata:\n  name: {name}\n  \
+         labels:\n    metallb.io/node: {node}\n    metallb.io/service-name: {service}\n    \
+         metallb.io/service-namespace: {ns}\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_writer_keeps_one_object_per_service_and_deletes_what_it_no_longer_announces() {
+    let cp = ControlPlane::shared();
+    let ns = tokio::task::block_in_place(|| {
+        cp.install_crds().unwrap();
+        cp.namespace(test_name!()).unwrap()
+    });
+    let ns = ns.name().to_owned();
+    let objects = [
+        l2_status("l2-first", "node-a", "web", &ns),
+        l2_status("l2-second", "node-a", "web", &ns),
+        l2_status("l2-old", "node-a", "old", &ns),
+        l2_status("l2-other-node", "node-b", "db", &ns),
+    ]
+    .join("---\n");
+    tokio::task::block_in_place(|| {
+        cp.kubectl_with_input(["-n", &ns, "apply", "-f", "-"], &objects)
+            .unwrap()
+    });
+
+    let client = cp.client().await.unwrap();
+    let (writer, task) = StatusWriter::start(client, &ns, "node-a", None);
+    let status = ServiceL2StatusStatus {
+        node: Some("node-a".into()),
+        service_name: Some("web".into()),
+        service_namespace: Some(ns.clone()),
+        ..ServiceL2StatusStatus::default()
+    };
+    let services = ServiceStatuses {
+        layer2: BTreeMap::from([(ServiceKey::new(ns.clone(), "web"), status)]),
+        bgp: BTreeMap::new(),
+    };
+    writer.publish(Desired {
+        services: Arc::new(services),
+        sessions: BTreeMap::new(),
+    });
+
+    let jsonpath = "jsonpath={range .items[*]}{.metadata.name}={.status.node};{end}";
+    let expected = "l2-first=node-a;l2-other-node=;";
+    let listed = tokio::task::block_in_place(|| {
+        wait_for(Duration::from_secs(15), Duration::from_millis(100), || {
+            let text = cp
+                .kubectl(["-n", &ns, "get", "servicel2statuses", "-o", jsonpath])
+                .ok()?;
+            (text == expected).then_some(text)
+        })
+    });
+    let now = tokio::task::block_in_place(|| {
+        cp.kubectl(["-n", &ns, "get", "servicel2statuses", "-o", jsonpath])
+    });
+    assert_eq!(listed.as_deref(), Some(expected), "listed: {now:?}");
+    drop(writer);
+    task.await.unwrap();
+}
