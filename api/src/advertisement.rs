@@ -6,6 +6,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use validator::Validate;
 
+use crate::optional_spec::optional_spec;
+
 /// Announces the IPs of the selected pools with ARP (IPv4) and NDP (IPv6) from one elected
 /// node per Service.
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -37,7 +39,7 @@ use validator::Validate;
         priority = 10
     )
 )]
-#[serde(rename_all = "camelCase")]
+#[serde(remote = "Self", rename_all = "camelCase")]
 pub struct L2AdvertisementSpec {
     /// Names of the pools to announce. With neither pools nor pool selectors, every pool is.
     #[serde(
@@ -60,6 +62,9 @@ pub struct L2AdvertisementSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interfaces: Option<Vec<String>>,
 }
+
+// An L2Advertisement without spec announces every pool from every node.
+optional_spec!(L2AdvertisementSpec);
 
 /// Observed state of an L2Advertisement (none is reported).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -97,7 +102,7 @@ pub struct L2AdvertisementStatus {}
         priority = 10
     )
 )]
-#[serde(rename_all = "camelCase")]
+#[serde(remote = "Self", rename_all = "camelCase")]
 pub struct BGPAdvertisementSpec {
     /// Prefix length IPv4 service IPs are aggregated to. Default 32 (one route per IP).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -137,6 +142,9 @@ pub struct BGPAdvertisementSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peers: Option<Vec<String>>,
 }
+
+// A BGPAdvertisement without spec announces every pool from every node to every peer.
+optional_spec!(BGPAdvertisementSpec);
 
 /// Observed state of a BGPAdvertisement (none is reported).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -5,6 +5,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use validator::Validate;
 
+use crate::optional_spec::optional_spec;
+
 /// Parameters of the BFD sessions of the BGPPeers that name this profile.
 #[derive(
     CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema, Validate,
@@ -40,7 +42,7 @@ use validator::Validate;
         json_path = ".spec.detectMultiplier"
     )
 )]
-#[serde(rename_all = "camelCase")]
+#[serde(remote = "Self", rename_all = "camelCase")]
 pub struct BFDProfileSpec {
     /// Minimum interval between received control packets this system can handle, in
     /// milliseconds. Default 300.
@@ -81,6 +83,9 @@ impl BFDProfileSpec {
     /// Default minimum TTL of multi-hop sessions.
     pub const DEFAULT_MINIMUM_TTL: u32 = 254;
 }
+
+// A BFDProfile without spec has every default.
+optional_spec!(BFDProfileSpec);
 
 /// Observed state of a BFDProfile (none is reported).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -4,6 +4,8 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::optional_spec::optional_spec;
+
 /// Aliases for BGP communities, usable by name in BGPAdvertisements.
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
@@ -17,12 +19,15 @@ use serde::{Deserialize, Serialize};
     shortname = "bgpcomm",
     doc = "Community gives names to BGP community values for use in BGPAdvertisements."
 )]
-#[serde(rename_all = "camelCase")]
+#[serde(remote = "Self", rename_all = "camelCase")]
 pub struct CommunitySpec {
     /// The aliases; names must be unique across all Community objects.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub communities: Option<Vec<CommunityAlias>>,
 }
+
+// A Community without spec defines no alias.
+optional_spec!(CommunitySpec);
 
 /// One named community value.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -4,8 +4,10 @@
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 use kube::core::crd::{MergeError, merge_crds};
+use kube::core::object::HasSpec;
 use serde_json::Value;
 
+use crate::optional_spec::MayBeAbsent;
 use crate::{
     addresspool, advertisement, bfdprofile, bgppeer, community, ipaddresspool, metallb, status,
 };
@@ -37,7 +39,7 @@ pub fn all() -> Result<Vec<CustomResourceDefinition>, CrdError> {
         merge_crds(crds, stored).map_err(|source| CrdError::Merge { kind, source })
     };
     let mut crds = vec![
-        metallb::MetalLB::crd(),
+        spec_optional::<metallb::MetalLB>(),
         merged(
             "AddressPool",
             vec![
@@ -47,9 +49,9 @@ pub fn all() -> Result<Vec<CustomResourceDefinition>, CrdError> {
             "v1beta1",
         )?,
         ipaddresspool::IPAddressPool::crd(),
-        advertisement::L2Advertisement::crd(),
-        advertisement::BGPAdvertisement::crd(),
-        community::Community::crd(),
+        spec_optional::<advertisement::L2Advertisement>(),
+        spec_optional::<advertisement::BGPAdvertisement>(),
+        spec_optional::<community::Community>(),
         merged(
             "BGPPeer",
             vec![
@@ -58,13 +60,37 @@ pub fn all() -> Result<Vec<CustomResourceDefinition>, CrdError> {
             ],
             "v1beta2",
         )?,
-        bfdprofile::BFDProfile::crd(),
-        status::ServiceL2Status::crd(),
-        status::ServiceBGPStatus::crd(),
-        status::BGPSessionState::crd(),
+        spec_optional::<bfdprofile::BFDProfile>(),
+        spec_optional::<status::ServiceL2Status>(),
+        spec_optional::<status::ServiceBGPStatus>(),
+        spec_optional::<status::BGPSessionState>(),
     ];
     crds.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
     crds.into_iter().map(tidy).collect()
+}
+
+/// The CRD of `K` without `spec` among the required properties, as MetalLB's CRDs have it for
+/// kinds whose spec fields are all optional.
+fn spec_optional<K>() -> CustomResourceDefinition
+where
+    K: CustomResourceExt + HasSpec,
+    K::Spec: MayBeAbsent,
+{
+    let mut crd = K::crd();
+    let schemas = crd.spec.versions.iter_mut().filter_map(|version| {
+        version
+            .schema
+            .as_mut()
+            .and_then(|schema| schema.open_api_v3_schema.as_mut())
+    });
+    for schema in schemas {
+        schema.required = schema
+            .required
+            .take()
+            .map(|required| required.into_iter().filter(|name| name != "spec").collect())
+            .filter(|required: &Vec<String>| !required.is_empty());
+    }
+    crd
 }
 
 /// Joins the hard-wrapped lines of doc comments so `kubectl explain` reflows them; blank lines

@@ -15,6 +15,7 @@ pub mod crds;
 pub mod duration;
 pub mod ipaddresspool;
 pub mod metallb;
+mod optional_spec;
 pub mod status;
 pub mod validation;
 

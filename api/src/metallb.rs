@@ -8,6 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use validator::Validate;
 
+use crate::optional_spec::optional_spec;
 use crate::{condition::Condition, duration::GoDuration};
 
 /// Pattern of `spec.loadBalancerClass`: an optionally prefixed qualified name.
@@ -52,7 +53,7 @@ static LOAD_BALANCER_CLASS: LazyLock<regex::Regex> =
         json_path = ".metadata.creationTimestamp"
     )
 )]
-#[serde(rename_all = "camelCase")]
+#[serde(remote = "Self", rename_all = "camelCase")]
 pub struct MetalLBSpec {
     /// Deprecated and ignored: the operator deploys the image it was built with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -111,6 +112,9 @@ pub struct MetalLBSpec {
     #[validate(nested)]
     pub fencing: Option<FencingConfig>,
 }
+
+// The operator's quick start creates the MetalLB object with metadata only.
+optional_spec!(MetalLBSpec);
 
 /// Pod-level settings for the controller or the speakers.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

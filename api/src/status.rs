@@ -5,6 +5,8 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::optional_spec::optional_spec;
+
 /// Which node announces a Service in layer-2 mode; one object per (Service, node), created by
 /// the announcing speaker.
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -29,7 +31,11 @@ use serde::{Deserialize, Serialize};
         json_path = ".status.serviceNamespace"
     )
 )]
+#[serde(remote = "Self")]
 pub struct ServiceL2StatusSpec {}
+
+// The status kinds keep everything in `status`; their spec is empty and need not be written.
+optional_spec!(ServiceL2StatusSpec);
 
 /// Where and how a Service is announced in layer-2 mode.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -80,7 +86,10 @@ pub struct InterfaceInfo {
         json_path = ".status.serviceNamespace"
     )
 )]
+#[serde(remote = "Self")]
 pub struct ServiceBGPStatusSpec {}
+
+optional_spec!(ServiceBGPStatusSpec);
 
 /// Where and to whom a Service is announced over BGP.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -118,7 +127,10 @@ pub struct ServiceBGPStatusStatus {
     printcolumn(name = "BGP", type_ = "string", json_path = ".status.bgpStatus"),
     printcolumn(name = "BFD", type_ = "string", json_path = ".status.bfdStatus")
 )]
+#[serde(remote = "Self")]
 pub struct BGPSessionStateSpec {}
+
+optional_spec!(BGPSessionStateSpec);
 
 /// BGP and BFD state of a session.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -146,6 +146,43 @@ fn every_kind_of_the_design_exists_with_its_versions_and_one_stored_version() {
 }
 
 #[test]
+fn spec_may_be_left_out_exactly_when_none_of_its_fields_is_required() {
+    let mut optional = BTreeSet::new();
+    for crd in crds::all().unwrap() {
+        let name = crd.metadata.name.clone().unwrap();
+        for version in &crd.spec.versions {
+            let schema = schema_of(&crd, &version.name);
+            let spec_required = schema.required.iter().flatten().any(|r| r == "spec");
+            let spec_fields_required = property(schema, "spec")
+                .required
+                .as_ref()
+                .is_some_and(|r| !r.is_empty());
+            // As in MetalLB, whose samples leave out an empty spec. Its CRD does not require
+            // BGPPeer's either, but its webhook refuses a BGPPeer without one (`missing local ASN`).
+            assert_eq!(
+                spec_required, spec_fields_required,
+                "{name}/{}",
+                version.name
+            );
+            if !spec_required {
+                optional.insert(name.clone());
+            }
+        }
+    }
+    let expected = [
+        "bfdprofiles.metallb.io",
+        "bgpadvertisements.metallb.io",
+        "bgpsessionstates.metallb.io",
+        "communities.metallb.io",
+        "l2advertisements.metallb.io",
+        "metallbs.metallb.io",
+        "servicebgpstatuses.metallb.io",
+        "servicel2statuses.metallb.io",
+    ];
+    assert_eq!(optional, expected.map(str::to_owned).into());
+}
+
+#[test]
 fn metallb_prints_available_progressing_degraded_and_age() {
     let crd = crd("metallbs.metallb.io");
     let columns: Vec<_> = crd.spec.versions[0]

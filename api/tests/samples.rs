@@ -9,7 +9,7 @@ use metallb_api::{
     status,
 };
 use serde::{Serialize, de::DeserializeOwned};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 fn samples() -> Vec<(String, Value)> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../manifests/samples");
@@ -127,4 +127,33 @@ fn every_kind_and_version_has_a_sample() {
         .collect();
     let missing: Vec<_> = served.difference(&sampled).collect();
     assert!(missing.is_empty(), "kinds without a sample: {missing:?}");
+}
+
+#[test]
+fn an_object_without_spec_reads_as_the_default_spec_wherever_the_crd_allows_it() {
+    let mut failures = Vec::new();
+    for crd in crds::all().unwrap() {
+        for version in &crd.spec.versions {
+            let schema = version.schema.as_ref().unwrap();
+            let required = &schema.open_api_v3_schema.as_ref().unwrap().required;
+            if required.iter().flatten().any(|name| name == "spec") {
+                continue;
+            }
+            let bare = json!({
+                "apiVersion": format!("{}/{}", crd.spec.group, version.name),
+                "kind": crd.spec.names.kind,
+                "metadata": {"name": "bare"},
+            });
+            let mut expected = bare.clone();
+            expected["spec"] = json!({});
+            match type_round_trip(&bare) {
+                Ok(written) if written == expected => {}
+                other => failures.push(format!(
+                    "{} {}: {other:?}",
+                    crd.spec.names.kind, version.name
+                )),
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
