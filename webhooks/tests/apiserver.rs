@@ -7,11 +7,18 @@ use std::{
     time::{Duration, Instant},
 };
 
+use kube::{Api, Resource, core::NamespaceResourceScope, core::object::HasSpec};
+use metallb_api::advertisement::{BGPAdvertisement, L2Advertisement};
+use metallb_api::bfdprofile::BFDProfile;
+use metallb_api::community::Community;
+use metallb_api::metallb::MetalLB;
+use metallb_api::status::{BGPSessionState, ServiceBGPStatus, ServiceL2Status};
 use metallb_testenv::ControlPlane;
 use metallb_webhooks::{
     CertSource, ClusterCache, Endpoint, GeneratedCerts, bgppeer_conversion, router, serve,
     validating_webhook_configuration,
 };
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 const NS: &str = "metallb-system";
@@ -381,4 +388,53 @@ fn a_bgppeer_written_in_one_version_reads_back_field_for_field_in_the_other() {
         get(cp, "bgppeers.v1beta2.metallb.io", "conv-new")["spec"],
         new_spec
     );
+}
+
+/// Reads the object `bare` of kind `K` through the API and checks that its spec is the default.
+async fn assert_default_spec<K>(client: &kube::Client)
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + HasSpec
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug,
+    K::Spec: Default + PartialEq + std::fmt::Debug,
+{
+    let object = Api::<K>::namespaced(client.clone(), NS)
+        .get("bare")
+        .await
+        .unwrap_or_else(|e| panic!("reading {} bare: {e}", K::kind(&())));
+    assert_eq!(object.spec(), &K::Spec::default(), "{}", K::kind(&()));
+}
+
+#[test]
+fn objects_without_spec_are_accepted_and_read_back_with_the_default_spec() {
+    let cp = setup();
+    // MetalLB's samples and quick start create these with metadata only.
+    for kind in [
+        "L2Advertisement",
+        "BGPAdvertisement",
+        "Community",
+        "BFDProfile",
+        "MetalLB",
+        "ServiceL2Status",
+        "ServiceBGPStatus",
+        "BGPSessionState",
+    ] {
+        let bare = json!({"apiVersion": "metallb.io/v1beta1", "kind": kind,
+                          "metadata": {"name": "bare", "namespace": NS}});
+        apply(cp, &bare).unwrap_or_else(|e| panic!("{kind} without spec refused: {e}"));
+    }
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let client = metallb_testenv_client(cp.kubeconfig_path()).await;
+        assert_default_spec::<L2Advertisement>(&client).await;
+        assert_default_spec::<BGPAdvertisement>(&client).await;
+        assert_default_spec::<Community>(&client).await;
+        assert_default_spec::<BFDProfile>(&client).await;
+        assert_default_spec::<MetalLB>(&client).await;
+        assert_default_spec::<ServiceL2Status>(&client).await;
+        assert_default_spec::<ServiceBGPStatus>(&client).await;
+        assert_default_spec::<BGPSessionState>(&client).await;
+    });
 }
