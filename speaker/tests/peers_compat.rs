@@ -10,10 +10,6 @@
 //!   both, makes both controllers give a new Service the same address and the same node answer
 //!   the client's ARP request for it (MetalLB's election). Its BGP sample is left out: MetalLB's
 //!   native BGP mode refuses the whole configuration because the pool has an IPv6 range.
-//!
-//! Both are ignored today: our CRDs require `spec`, which MetalLB's L2Advertisement,
-//! BGPAdvertisement, BGPPeer, BFDProfile and Community do not (its samples and quick start omit
-//! it for an empty advertisement).
 
 mod common;
 #[path = "common/peers.rs"]
@@ -30,9 +26,6 @@ use peers::{MetalLb, OurController, service, wait_ingress};
 
 /// The layer-2 sample: pool `example` with the L2Advertisement `empty`.
 const LAYER2_SAMPLE: &str = "simple_pool_adv_l2.yaml";
-
-/// Why the tests are ignored until our CRDs accept an object without `spec`.
-const SPEC_REQUIRED: &str = "our CRDs require spec where MetalLB's do not";
 
 /// Every sample object of MetalLB's (its Deployments aside, which need a kubelet).
 fn sample_files() -> Vec<std::path::PathBuf> {
@@ -64,7 +57,6 @@ fn refused(cp: &ControlPlane) -> Vec<String> {
 }
 
 #[test]
-#[ignore = "our CRDs require spec where MetalLB's do not"]
 fn every_metallb_sample_object_is_accepted_unchanged_by_our_api_server_as_by_metallbs() {
     let ours = ControlPlane::start(Options::default()).unwrap();
     ours.install_crds().unwrap();
@@ -78,7 +70,7 @@ fn every_metallb_sample_object_is_accepted_unchanged_by_our_api_server_as_by_met
     let ours_refused = refused(&ours);
     assert!(
         ours_refused.is_empty(),
-        "{SPEC_REQUIRED}: {ours_refused:#?}"
+        "our API server refuses MetalLB's samples: {ours_refused:#?}"
     );
 }
 
@@ -87,7 +79,7 @@ fn configure(cp: &ControlPlane) {
     cp.kubectl(["create", "namespace", METALLB_NAMESPACE]).ok();
     let sample = samples_dir().unwrap().join(LAYER2_SAMPLE);
     cp.kubectl(["apply", "-f", &sample.display().to_string()])
-        .unwrap_or_else(|e| panic!("{SPEC_REQUIRED}: {e}"));
+        .unwrap_or_else(|e| panic!("{LAYER2_SAMPLE} refused: {e}"));
     cp.kubectl_with_input(["apply", "-f", "-"], &service("default", "web", "", ""))
         .unwrap();
 }
@@ -104,7 +96,6 @@ fn owner(cluster: &ClusterLab, ip: IpAddr, logs: impl Fn() -> String) -> String 
 }
 
 #[test]
-#[ignore = "our CRDs require spec where MetalLB's do not"]
 fn metallbs_layer2_sample_gives_a_service_the_same_address_and_owner_on_its_stack_and_ours() {
     let ours_cp = ControlPlane::start(Options::default()).unwrap();
     ours_cp.install_crds().unwrap();
