@@ -1,6 +1,7 @@
 //! The status writer against the real API server: it takes over the objects its node already
 //! has, keeps one per Service (a create that timed out can leave a second one), writes the
-//! desired status on it and deletes the objects of Services it no longer announces.
+//! desired status on it and deletes the objects of Services it no longer announces; before
+//! it is told what the node announces, it touches nothing.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -42,6 +43,16 @@ async fn the_writer_keeps_one_object_per_service_and_deletes_what_it_no_longer_a
 
     let client = cp.client().await.unwrap();
     let (writer, task) = StatusWriter::start(client, &ns, "node-a", None);
+    let jsonpath = "jsonpath={range .items[*]}{.metadata.name}={.status.node};{end}";
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before = tokio::task::block_in_place(|| {
+        cp.kubectl(["-n", &ns, "get", "servicel2statuses", "-o", jsonpath])
+    });
+    assert_eq!(
+        before.as_deref().ok(),
+        Some("l2-first=;l2-old=;l2-other-node=;l2-second=;"),
+        "a writer that has not been told what the node announces leaves every object alone"
+    );
     let status = ServiceL2StatusStatus {
         node: Some("node-a".into()),
         service_name: Some("web".into()),
@@ -57,7 +68,6 @@ async fn the_writer_keeps_one_object_per_service_and_deletes_what_it_no_longer_a
         sessions: BTreeMap::new(),
     });
 
-    let jsonpath = "jsonpath={range .items[*]}{.metadata.name}={.status.node};{end}";
     let expected = "l2-first=node-a;l2-other-node=;";
     let listed = tokio::task::block_in_place(|| {
         wait_for(Duration::from_secs(15), Duration::from_millis(100), || {

@@ -45,7 +45,9 @@ const CONCURRENT: usize = 16;
 /// Hands desired sets to the writing task.
 #[derive(Debug)]
 pub struct StatusWriter {
-    desired: watch::Sender<Desired>,
+    /// None until the first publish: the task writes nothing before it knows what the node
+    /// announces, or a restarted speaker would delete its objects and create them again.
+    desired: watch::Sender<Option<Desired>>,
 }
 
 impl StatusWriter {
@@ -56,7 +58,7 @@ impl StatusWriter {
         node: &str,
         owner: Option<OwnerReference>,
     ) -> (Self, JoinHandle<()>) {
-        let (desired, rx) = watch::channel(Desired::default());
+        let (desired, rx) = watch::channel(None);
         let task = Task {
             client,
             namespace: namespace.to_owned(),
@@ -70,8 +72,8 @@ impl StatusWriter {
     /// The latest desired set; written soon, replaced if a newer one comes first.
     pub fn publish(&self, desired: Desired) {
         self.desired.send_if_modified(|current| {
-            let changed = *current != desired;
-            *current = desired;
+            let changed = current.as_ref() != Some(&desired);
+            *current = Some(desired);
             changed
         });
     }
@@ -199,10 +201,15 @@ where
 }
 
 impl Task {
-    async fn run(mut self, mut desired: watch::Receiver<Desired>) {
+    async fn run(mut self, mut desired: watch::Receiver<Option<Desired>>) {
         let mut adopted = false;
         loop {
-            let want = desired.borrow_and_update().clone();
+            let Some(want) = desired.borrow_and_update().clone() else {
+                if desired.changed().await.is_err() {
+                    return;
+                }
+                continue;
+            };
             let pass = async {
                 if !adopted {
                     self.adopt().await?;
