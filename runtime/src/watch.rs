@@ -21,7 +21,7 @@ use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::{Node, NodeCondition, NodeStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::runtime::WatchStreamExt;
-use kube::runtime::reflector::{self, Store};
+use kube::runtime::reflector::{self, Lookup, Store};
 use kube::runtime::watcher::{self, Event, watcher};
 use kube::{Api, Client, Resource};
 use metallb_api::addresspool::v1beta1::AddressPool;
@@ -152,14 +152,51 @@ where
         trim_metadata(object.meta_mut());
         trim(object);
     });
-    let driver = reflector::reflector(writer, changes).for_each(move |event| {
+    (reader, drive::<K, K>(writer, changes, changed))
+}
+
+/// A reflector store of compact copies of the `K` seen through `api`: each object is kept as
+/// what `convert` makes of it. For kinds of which a node sees thousands and reads a few
+/// fields: a typed object's empty optional fields alone are most of its size.
+pub fn reflect_as<K: Kind, C>(
+    api: Api<K>,
+    client: Client,
+    changed: Arc<Notify>,
+    convert: fn(K) -> C,
+) -> (Store<C>, impl Future<Output = ()> + Send + 'static)
+where
+    C: Lookup<DynamicType = ()> + Clone + Send + Sync + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let changes = events(api, client, false).map(move |event| {
+        event.map(|event| match event {
+            Event::Apply(object) => Event::Apply(convert(object)),
+            Event::Delete(object) => Event::Delete(convert(object)),
+            Event::InitApply(object) => Event::InitApply(convert(object)),
+            Event::Init => Event::Init,
+            Event::InitDone => Event::InitDone,
+        })
+    });
+    (reader, drive::<K, C>(writer, changes, changed))
+}
+
+/// Keeps `writer` current from `changes` (of the kind `K`, stored as `C`), waking `changed`
+/// at every change.
+fn drive<K: Kind, C>(
+    writer: reflector::store::Writer<C>,
+    changes: impl futures::Stream<Item = Result<Event<C>, watcher::Error>> + Send + 'static,
+    changed: Arc<Notify>,
+) -> impl Future<Output = ()> + Send + 'static
+where
+    C: Lookup<DynamicType = ()> + Clone + Send + Sync + 'static,
+{
+    reflector::reflector(writer, changes).for_each(move |event| {
         match event {
             Ok(_) => changed.notify_one(),
             Err(error) => warn!(kind = %K::kind(&()), %error, "watch failed; retrying"),
         }
         future::ready(())
-    });
-    (reader, driver)
+    })
 }
 
 /// A store of the namespaced kind `K` in `namespace` (every namespace for `None`) whose

@@ -403,7 +403,7 @@ impl Last {
                 action: "Announce",
                 message,
             };
-            events.record(notice, object.object_ref(&())).await;
+            events.record(notice, object.reference()).await;
         }
         for service in before.keys().filter(|s| !now.contains_key(*s)) {
             info!(%service, node = %planned.node, "the service no longer needs this draining node");
@@ -436,7 +436,7 @@ impl Last {
                     planned.node
                 ),
             };
-            events.record(notice, object.object_ref(&())).await;
+            events.record(notice, object.reference()).await;
         }
     }
 }

@@ -3,10 +3,8 @@
 //! may predate them) is left out with a reason for the log, never guessed.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::IpAddr;
 
-use k8s_openapi::api::core::v1::{Node, Service};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::jiff::Timestamp;
 use metallb_api::addresspool::Protocol;
@@ -17,6 +15,8 @@ use metallb_api::community::Community;
 use metallb_api::ipaddresspool::IPAddressPool;
 use metallb_api::validation::{self, Community as Value};
 use metallb_plan as plan;
+
+use super::compact::{ServiceView, SliceView};
 
 /// The label naming an EndpointSlice's Service.
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
@@ -42,9 +42,9 @@ pub struct Objects<'a> {
     /// `Community` objects of the MetalLB namespace.
     pub communities: Vec<&'a Community>,
     /// Services, all namespaces.
-    pub services: Vec<&'a Service>,
+    pub services: Vec<&'a ServiceView>,
     /// EndpointSlices, all namespaces.
-    pub endpoint_slices: Vec<&'a EndpointSlice>,
+    pub endpoint_slices: Vec<&'a SliceView>,
 }
 
 /// The planner's view of `objects`; `alive` are the nodes whose speaker is alive,
@@ -315,59 +315,37 @@ fn attributes(
 }
 
 /// The endpoints of every Service, by namespace and name, from its EndpointSlices.
-fn endpoints(slices: &[&EndpointSlice]) -> BTreeMap<(String, String), Vec<plan::Endpoint>> {
+fn endpoints(slices: &[&SliceView]) -> BTreeMap<(String, String), Vec<plan::Endpoint>> {
     let mut out: BTreeMap<(String, String), Vec<plan::Endpoint>> = BTreeMap::new();
     for slice in slices {
-        let labels = slice.metadata.labels.as_ref();
-        let Some(service) = labels.and_then(|l| l.get(SERVICE_NAME_LABEL)) else {
+        let Some(service) = &slice.service else {
             continue;
         };
-        let namespace = slice.metadata.namespace.clone().unwrap_or_default();
-        let list = out.entry((namespace, service.clone())).or_default();
-        for endpoint in slice.endpoints.iter().flatten() {
-            let conditions = endpoint.conditions.as_ref();
-            list.push(plan::Endpoint {
-                node: endpoint.node_name.clone(),
-                ready: conditions.and_then(|c| c.ready),
-                serving: conditions.and_then(|c| c.serving),
-            });
-        }
+        out.entry((slice.namespace.clone(), service.clone()))
+            .or_default()
+            .extend(slice.endpoints.iter().cloned());
     }
     out
 }
 
 fn service_of(
-    service: &Service,
+    service: &ServiceView,
     lb_class: Option<&str>,
     endpoints: &BTreeMap<(String, String), Vec<plan::Endpoint>>,
 ) -> Option<(plan::ServiceKey, plan::Service)> {
-    let spec = service.spec.as_ref()?;
-    if spec.type_.as_deref() != Some("LoadBalancer") {
+    if !service.load_balancer {
         return None;
     }
-    let namespace = service.metadata.namespace.clone().unwrap_or_default();
-    let name = name(&service.metadata);
-    let ingress = service
-        .status
-        .as_ref()
-        .and_then(|s| s.load_balancer.as_ref())
-        .and_then(|lb| lb.ingress.as_ref())
-        .into_iter()
-        .flatten()
-        .filter_map(|i| i.ip.as_deref()?.parse::<IpAddr>().ok())
-        .collect();
-    let traffic_policy = match spec.external_traffic_policy.as_deref() {
-        Some("Local") => plan::TrafficPolicy::Local,
-        _ => plan::TrafficPolicy::Cluster,
-    };
+    let key = (service.namespace.clone(), service.name.clone());
     let planned = plan::Service {
-        ours: spec.load_balancer_class.as_deref() == lb_class,
-        ingress,
-        traffic_policy,
-        endpoints: endpoints
-            .get(&(namespace.clone(), name.clone()))
-            .cloned()
-            .unwrap_or_default(),
+        ours: service.class.as_deref() == lb_class,
+        ingress: service.ingress.clone(),
+        traffic_policy: if service.local {
+            plan::TrafficPolicy::Local
+        } else {
+            plan::TrafficPolicy::Cluster
+        },
+        endpoints: endpoints.get(&key).cloned().unwrap_or_default(),
     };
-    Some((plan::ServiceKey::new(namespace, name), planned))
+    Some((plan::ServiceKey::new(key.0, key.1), planned))
 }

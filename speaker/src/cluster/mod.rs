@@ -3,6 +3,7 @@
 //! from the planner's output ([`engine_plan`]). The static file and the cluster end in the same
 //! engine plan.
 
+pub mod compact;
 pub mod inputs;
 
 use std::collections::BTreeMap;
@@ -10,19 +11,17 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{
-    LoadBalancerIngress, LoadBalancerStatus, Service, ServiceSpec, ServiceStatus,
-};
-use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointSlice};
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::runtime::reflector::Store;
 use kube::{Api, Client};
 use metallb_plan as plan;
-use metallb_runtime::watch::{Stores, reflect};
+use metallb_runtime::watch::{Stores, reflect_as};
 use tokio::sync::Notify;
 
 use crate::config::{self, PeerPlan, Plan};
-use inputs::SERVICE_NAME_LABEL;
+use compact::{ServiceView, SliceView};
 
 /// Everything the planner reads, kept current; `changed` wakes at every change.
 #[derive(Clone)]
@@ -30,9 +29,9 @@ pub struct Watches {
     /// The `metallb.io` kinds and Nodes.
     pub stores: Stores,
     /// Services, all namespaces.
-    pub services: Store<Service>,
+    pub services: Store<ServiceView>,
     /// EndpointSlices, all namespaces.
-    pub endpoint_slices: Store<EndpointSlice>,
+    pub endpoint_slices: Store<SliceView>,
 }
 
 impl std::fmt::Debug for Watches {
@@ -52,10 +51,10 @@ impl Watches {
         let changed: Arc<Notify> = stores.changed.clone();
         let api = Api::<Service>::all(client.clone());
         let (services, services_driver) =
-            reflect(api, client.clone(), false, changed.clone(), trim_service);
+            reflect_as(api, client.clone(), changed.clone(), ServiceView::of);
         let api = Api::<EndpointSlice>::all(client.clone());
         let (endpoint_slices, slices_driver) =
-            reflect(api, client.clone(), false, changed, trim_slice);
+            reflect_as(api, client.clone(), changed, SliceView::of);
         let watches = Watches {
             stores,
             services,
@@ -80,64 +79,6 @@ impl Watches {
     pub async fn changed(&self) {
         self.stores.changed.notified().await;
     }
-}
-
-/// Keeps of a Service what [`inputs`] and the Service's events read: its identity, type,
-/// class, traffic policy and ingress IPs.
-fn trim_service(service: &mut Service) {
-    service.metadata.labels = None;
-    service.metadata.annotations = None;
-    service.spec = service.spec.take().map(|spec| ServiceSpec {
-        type_: spec.type_,
-        load_balancer_class: spec.load_balancer_class,
-        external_traffic_policy: spec.external_traffic_policy,
-        ..ServiceSpec::default()
-    });
-    let ingress = service
-        .status
-        .take()
-        .and_then(|status| status.load_balancer?.ingress);
-    service.status = Some(ServiceStatus {
-        load_balancer: Some(LoadBalancerStatus {
-            ingress: ingress.map(|ingress| {
-                ingress
-                    .into_iter()
-                    .map(|i| LoadBalancerIngress {
-                        ip: i.ip,
-                        ..LoadBalancerIngress::default()
-                    })
-                    .collect()
-            }),
-        }),
-        ..ServiceStatus::default()
-    });
-}
-
-/// Keeps of an EndpointSlice its Service (the label) and, per endpoint, the node and the ready
-/// and serving conditions.
-fn trim_slice(slice: &mut EndpointSlice) {
-    let service = slice
-        .metadata
-        .labels
-        .take()
-        .and_then(|mut labels| labels.remove_entry(SERVICE_NAME_LABEL));
-    slice.metadata.labels = service.map(|entry| BTreeMap::from([entry]));
-    slice.metadata.annotations = None;
-    slice.ports = None;
-    slice.endpoints = slice.endpoints.take().map(|endpoints| {
-        endpoints
-            .into_iter()
-            .map(|endpoint| Endpoint {
-                node_name: endpoint.node_name,
-                conditions: endpoint.conditions.map(|c| EndpointConditions {
-                    ready: c.ready,
-                    serving: c.serving,
-                    ..EndpointConditions::default()
-                }),
-                ..Endpoint::default()
-            })
-            .collect()
-    });
 }
 
 /// What a plan is computed for.
