@@ -32,6 +32,8 @@ mod common;
 mod load;
 #[path = "leaving/moves.rs"]
 mod moves;
+#[path = "../tests/common/peers.rs"]
+mod peers;
 #[path = "leaving/probe.rs"]
 mod probe;
 #[path = "leaving/rolling.rs"]

@@ -12,27 +12,58 @@
 //! records which node answers when; each event acts on the node answering at that moment:
 //!
 //! - the owner's speaker SIGKILLed, the owner's link cut at the switch (12 s, then plugged
-//!   back), SIGTERM of the owner's speaker, the owner cut from the API server (15 s): when
-//!   another node answers, the longest client-side gap, the longest time two MACs answer;
+//!   back), SIGTERM of the owner's speaker, the owner's node cordoned and drained (`kubectl
+//!   drain`; ours runs with `--drain-on-cordon`, the peers have no such behaviour), the owner
+//!   cut from the API server (15 s): when another node answers, when the owner falls silent,
+//!   the longest client-side gap, the longest time two MACs answer;
 //! - new Service -> ARP answer at the client and -> route at FRR, over 100 Services;
-//! - speaker and controller memory at idle with one Service.
+//! - speaker and controller memory and CPU at idle with one Service, and the API requests per
+//!   second of the API server with the controller alone and with the speakers added;
+//! - 10,000 Services created at once -> all routes at FRR from every node, and the memory then
+//!   (ours and MetalLB; kube-vip runs in ARP mode here, see the table);
 //!
-//! The tables go to stdout and to `docs/benchmarks.md` with the date, machine and versions.
-//! `-- kube-vip` (or `ours`, `metallb`) runs only the systems named and writes no document.
+//! and, on stages of their own:
+//!
+//! - the protocol alone (`peers/protocol.rs`): 10,000 prefixes from one lab node to FRR by our
+//!   speaker, BIRD 2 and GoBGP (`gobgpd`);
+//! - the leaving benchmark's rolling update of the control plane (seed 000: `leaving/rolling.rs`
+//!   and `leaving/scene.rs`, included from there) with our speakers and with MetalLB's.
+//!
+//! The tables go to stdout and to `docs/benchmarks.md` with the date, machine, versions and run
+//! time. `-- kube-vip` (or `ours`, `metallb`, `protocol`, `rolling`) runs only the parts named
+//! and writes no document; `-- many=500` creates that many Services instead of 10,000.
 
+#[path = "peers/arp.rs"]
+mod arp;
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "peers/idle.rs"]
+mod idle;
+#[path = "peers/many.rs"]
+mod many;
 #[path = "../tests/common/peers.rs"]
 mod peers;
+#[path = "leaving/probe.rs"]
+#[allow(dead_code, reason = "the leaving benchmark uses the rest")]
+mod probe;
+#[path = "peers/protocol.rs"]
+mod protocol;
+#[path = "peers/report.rs"]
+mod report;
+#[path = "leaving/rolling.rs"]
+mod rolling;
+#[path = "leaving/scene.rs"]
+#[allow(dead_code, reason = "the leaving benchmark uses the rest")]
+mod scene;
 
-use std::io::{BufRead, BufReader};
 use std::net::Ipv4Addr;
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
+use arp::{Outcome, Probe, outcome};
 use common::cluster::{ClusterLab, NODES, lab_peers, memory_kib};
 use common::wait_for;
-use metallb_testenv::lab::{Host, Lab};
+use idle::Idle;
+use many::Many;
 use metallb_testenv::peers::{KUBE_VIP_CLASS, METALLB_NAMESPACE, versions};
 use metallb_testenv::{ControlPlane, Options};
 use peers::{KubeVip, MetalLb, OurController, service};
@@ -43,34 +74,6 @@ const LATENCY_SERVICES: usize = 100;
 /// How long the link stays cut and the API server away.
 const LINK_CUT: Duration = Duration::from_secs(12);
 const API_CUT: Duration = Duration::from_secs(15);
-/// A node whose replies stop for longer than this has stopped answering (the client asks every
-/// 10 ms).
-const SPAN_GAP: f64 = 0.2;
-
-/// Sends an ARP request for argv[1] from the client's eth0 (source argv[3]) every 10 ms for
-/// argv[2] seconds; prints `ready`, then `<seconds since ready> <mac>` for every reply.
-const PROBE: &str = r#"
-import socket, struct, sys, time
-target, source = socket.inet_aton(sys.argv[1]), socket.inet_aton(sys.argv[3])
-sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0806))
-sock.bind(("eth0", 0))
-own = sock.getsockname()[4]
-request = b"\xff" * 6 + own + b"\x08\x06" + struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1) + own + source + b"\x00" * 6 + target
-sock.setblocking(False)
-begin = time.monotonic()
-print("ready", flush=True)
-while time.monotonic() - begin < float(sys.argv[2]):
-    sock.send(request)
-    until = time.monotonic() + 0.01
-    while time.monotonic() < until:
-        try:
-            frame = sock.recv(64)
-        except BlockingIOError:
-            time.sleep(0.0005)
-            continue
-        if frame[12:14] == b"\x08\x06" and frame[20:22] == b"\x00\x02" and frame[28:32] == target:
-            print("%.4f %s" % (time.monotonic() - begin, frame[22:28].hex(":")), flush=True)
-"#;
 
 #[derive(Clone, Copy, PartialEq)]
 enum System {
@@ -107,6 +110,9 @@ struct Stack {
     controller: Option<OurController>,
     cluster: ClusterLab,
     cp: ControlPlane,
+    /// At idle before any speaker ran: the API server with the controller alone (kube-vip: the
+    /// server alone), and the controller's CPU.
+    before_speakers: Idle,
 }
 
 /// The pool and advertisements ours and MetalLB's read, and the lab router's BGPPeers.
@@ -132,6 +138,10 @@ impl Stack {
             controller: None,
             cluster,
             cp,
+            before_speakers: Idle {
+                api: 0.0,
+                cpu: Vec::new(),
+            },
         };
         match system {
             System::Ours => {
@@ -151,6 +161,10 @@ impl Stack {
             }
             System::KubeVip => stack.kube_vip = Some(KubeVip::new()),
         }
+        // The controller syncs first; then the baseline the speakers' requests are told from.
+        std::thread::sleep(Duration::from_secs(5));
+        let controller: Vec<u32> = stack.controller_pid().into_iter().collect();
+        stack.before_speakers = idle::measure(&stack.cp, &controller);
         for index in 0..NODES.len() {
             stack.start(index);
         }
@@ -198,11 +212,13 @@ impl Stack {
                 let key = self.cluster.dir.path().join("membership-key");
                 std::fs::write(&key, b"the membership key of the peers bench").unwrap();
                 let key = format!("--membership-key-file={}", key.display());
-                self.cluster.start(
-                    index,
-                    METALLB_NAMESPACE,
-                    &[&key, "--fencing-lease-duration=10s", "--log-level=info"],
-                );
+                let args = [
+                    key.as_str(),
+                    "--fencing-lease-duration=10s",
+                    "--drain-on-cordon=true",
+                    "--log-level=info",
+                ];
+                self.cluster.start(index, METALLB_NAMESPACE, &args);
             }
             System::MetalLb => self
                 .metallb
@@ -237,6 +253,15 @@ impl Stack {
         }
     }
 
+    /// The controller's process: MetalLB's, or this one, which runs ours (kube-vip has none).
+    fn controller_pid(&self) -> Option<u32> {
+        match self.system {
+            System::Ours => Some(std::process::id()),
+            System::MetalLb => self.metallb.as_ref()?.controller.as_ref().map(|c| c.pid()),
+            System::KubeVip => None,
+        }
+    }
+
     fn logs(&self) -> String {
         match self.system {
             System::Ours => self.cluster.logs(),
@@ -257,6 +282,9 @@ impl Stack {
     /// Brings node `index`'s speaker back after an event and lets the system settle: kube-vip
     /// leaves the address of a killed leader on its interface, which an operator would remove.
     fn restore(&mut self, index: usize) {
+        // A drained node is back in service, as after maintenance.
+        let node = self.cluster.names[index].clone();
+        self.cp.kubectl(["uncordon", node.as_str()]).unwrap();
         if self.system == System::KubeVip {
             let _ = self
                 .cluster
@@ -273,120 +301,12 @@ impl Stack {
     }
 }
 
-/// The client's ARP replies for the VIP: (seconds since the probe began, node).
-struct Probe {
-    child: Child,
-    lines: std::io::Lines<BufReader<std::process::ChildStdout>>,
-    began: Instant,
-}
-
-impl Probe {
-    fn start(cluster: &ClusterLab, seconds: f64) -> Probe {
-        let (client, _) = Lab::address(Host::Client);
-        let mut child = cluster
-            .lab
-            .command(Host::Client, "python3")
-            .args([
-                "-c",
-                PROBE,
-                &VIP.to_string(),
-                &seconds.to_string(),
-                &client.to_string(),
-            ])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        assert_eq!(lines.next().unwrap().unwrap(), "ready");
-        Probe {
-            child,
-            lines,
-            began: Instant::now(),
-        }
-    }
-
-    /// Seconds since the probe began.
-    fn now(&self) -> f64 {
-        self.began.elapsed().as_secs_f64()
-    }
-
-    fn replies(mut self, cluster: &ClusterLab) -> Vec<(f64, String)> {
-        let replies = self
-            .lines
-            .map_while(Result::ok)
-            .filter_map(|line| {
-                let (at, mac) = line.split_once(' ')?;
-                Some((at.parse().ok()?, cluster.node_of_mac(mac)?))
-            })
-            .collect();
-        let _ = self.child.wait();
-        replies
-    }
-}
-
-/// What the client saw around one event at `at` seconds, the owner being `owner`.
-struct Outcome {
-    /// When another node first answered, after the event.
-    moved: Option<f64>,
-    /// The longest time without any answer after the event.
-    gap: f64,
-    /// The longest time two nodes both answered, and whether they still did when the probe
-    /// ended.
-    two_macs: (f64, bool),
-    /// When the owner fell silent, after the event (None: it was silent already).
-    owner_last: Option<f64>,
-    end: f64,
-}
-
-/// Each node's answering spans: runs of replies without a silence longer than [`SPAN_GAP`].
-fn spans(replies: &[(f64, String)]) -> Vec<(String, f64, f64)> {
-    let mut spans: Vec<(String, f64, f64)> = Vec::new();
-    for (t, node) in replies {
-        match spans.iter_mut().rev().find(|(n, _, _)| n == node) {
-            Some(span) if t - span.2 <= SPAN_GAP => span.2 = *t,
-            _ => spans.push((node.clone(), *t, *t)),
-        }
-    }
-    spans
-}
-
-fn outcome(replies: &[(f64, String)], owner: &str, at: f64, end: f64) -> Outcome {
-    let after: Vec<&(f64, String)> = replies.iter().filter(|(t, _)| *t >= at).collect();
-    let moved = after.iter().find(|(_, n)| n != owner).map(|(t, _)| t - at);
-    let spans = spans(replies);
-    // The owner's span that was running at the event: when it ended is when the owner fell
-    // silent (answers after a silence, e.g. once its link is back, are a span of their own).
-    let owner_last = spans
-        .iter()
-        .find(|(n, start, stop)| n == owner && *start <= at && *stop >= at - SPAN_GAP)
-        .map(|(_, _, stop)| (stop - at).max(0.0));
-    let mut times: Vec<f64> = vec![at];
-    times.extend(after.iter().map(|(t, _)| *t));
-    times.push(end);
-    let gap = times.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max);
-    let mut two_macs = (0.0, false);
-    for (i, (a, a_start, a_end)) in spans.iter().enumerate() {
-        for (b, b_start, b_end) in &spans[i + 1..] {
-            let overlap = a_end.min(*b_end) - a_start.max(*b_start);
-            if a != b && overlap > two_macs.0 {
-                two_macs = (overlap, a_end.min(*b_end) > end - 0.5);
-            }
-        }
-    }
-    Outcome {
-        moved,
-        gap,
-        two_macs,
-        owner_last,
-        end: end - at,
-    }
-}
-
-/// The four layer-2 events on `stack`, in order.
+/// The layer-2 events on `stack`, in order.
 struct Events {
     kill: Outcome,
     link: Outcome,
     term: Outcome,
+    drain: Outcome,
     api: Outcome,
 }
 
@@ -415,6 +335,21 @@ fn events(stack: &mut Stack) -> Events {
         },
     );
     let term = event(stack, 8.0, &mut |s, owner, _| s.stop(owner));
+    let drain = event(stack, 8.0, &mut |s, owner, _| {
+        // MetalLB's speaker Pods stand for a DaemonSet's, which `--ignore-daemonsets` leaves;
+        // they have no DaemonSet here, so the selector leaves them.
+        let node = s.cluster.names[owner].clone();
+        let drain = [
+            "drain",
+            node.as_str(),
+            "--ignore-daemonsets",
+            "--delete-emptydir-data",
+            "--pod-selector=component!=speaker",
+            "--timeout=30s",
+        ];
+        s.cp.kubectl(drain).unwrap();
+    });
+
     let api = event(
         stack,
         1.0 + API_CUT.as_secs_f64() + 5.0,
@@ -428,6 +363,7 @@ fn events(stack: &mut Stack) -> Events {
         kill,
         link,
         term,
+        drain,
         api,
     }
 }
@@ -459,8 +395,11 @@ fn latencies(stack: &Stack) -> (Vec<Duration>, Option<Vec<Duration>>) {
     (to_arp, bgp.then_some(to_route))
 }
 
-/// The largest resident memory among the speakers, and the controller's, in MiB.
-fn memory(stack: &Stack) -> (f64, Option<f64>) {
+/// Resident memory in MiB: the largest speaker's, and the controller's where it runs in a
+/// process of its own.
+type Memory = (f64, Option<f64>);
+
+fn memory(stack: &Stack) -> Memory {
     let mib = |pid: u32| memory_kib(pid).0 as f64 / 1024.0;
     let speakers = (0..NODES.len())
         .filter_map(|i| stack.speaker_pid(i))
@@ -478,40 +417,82 @@ struct Results {
     events: Events,
     to_arp: Vec<Duration>,
     to_route: Option<Vec<Duration>>,
-    memory: (f64, Option<f64>),
+    memory: Memory,
+    /// The API server with the controller alone, then at idle with everything: the three
+    /// speakers' CPU, then the controller's.
+    before_speakers: Idle,
+    idle: Idle,
+    /// None where the system announces no routes here (kube-vip in ARP mode).
+    many: Option<Many>,
 }
 
-fn measure(system: System) -> Results {
+fn measure(system: System, many: usize) -> Results {
     eprintln!("peers bench: {}", system.name());
     let mut stack = Stack::up(system);
     std::thread::sleep(Duration::from_secs(10));
     let memory = memory(&stack);
+    let mut pids: Vec<u32> = (0..NODES.len())
+        .filter_map(|i| stack.speaker_pid(i))
+        .collect();
+    pids.extend(stack.controller_pid());
+    let idle = idle::measure(&stack.cp, &pids);
     let events = events(&mut stack);
     let (to_arp, to_route) = latencies(&stack);
+    let many = (system != System::KubeVip).then(|| {
+        eprintln!("peers bench: {}: {many} Services", system.name());
+        many::run(&stack, many)
+    });
     Results {
         events,
         to_arp,
         to_route,
         memory,
+        before_speakers: stack.before_speakers,
+        idle,
+        many,
     }
 }
 
 fn main() {
-    // `-- ours metallb kube-vip` picks systems (cargo adds `--bench`); a partial run does not
-    // rewrite the document.
-    let picked: Vec<String> = std::env::args()
+    let began = Instant::now();
+    // `-- ours metallb kube-vip protocol rolling` picks parts (cargo adds `--bench`), `many=N`
+    // scales the many-Services part; a partial or scaled run does not rewrite the document.
+    let args: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with("--"))
         .collect();
+    let many = args
+        .iter()
+        .find_map(|a| a.strip_prefix("many=")?.parse().ok())
+        .unwrap_or(many::MANY);
+    let picked: Vec<&String> = args.iter().filter(|a| !a.starts_with("many=")).collect();
+    let runs = |part: &str| picked.is_empty() || picked.iter().any(|p| *p == part);
     let systems: Vec<System> = [System::Ours, System::MetalLb, System::KubeVip]
         .into_iter()
-        .filter(|s| picked.is_empty() || picked.iter().any(|p| p == s.key()))
+        .filter(|s| runs(s.key()))
         .collect();
-    let results: Vec<Results> = systems.iter().map(|s| measure(*s)).collect();
-    let text = report::tables(&systems, &results);
-    println!("{text}");
-    if picked.is_empty() {
-        let doc = report::document(&text, &versions().unwrap());
+    let results: Vec<Results> = systems.iter().map(|s| measure(*s, many)).collect();
+    let mut text = if systems.is_empty() {
+        String::new()
+    } else {
+        report::tables(&systems, &results)
+    };
+    if runs("protocol") {
+        eprintln!(
+            "peers bench: {} prefixes, protocol only",
+            protocol::PREFIXES
+        );
+        text += &report::protocol(&protocol::run());
+    }
+    if runs("rolling") {
+        eprintln!("peers bench: the rolling update");
+        let rolling = [scene::Features::On, scene::Features::MetalLb].map(rolling::run);
+        text += &report::rolling(&rolling);
+    }
+    let took = began.elapsed();
+    println!("{text}\nRun time: {:.1} min", took.as_secs_f64() / 60.0);
+    if picked.is_empty() && many == many::MANY {
+        let doc = report::document(&text, &versions().unwrap(), took);
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs");
         std::fs::create_dir_all(dir).unwrap();
         let path = format!("{dir}/benchmarks.md");
@@ -519,6 +500,3 @@ fn main() {
         eprintln!("peers bench: wrote {path}");
     }
 }
-
-#[path = "peers/report.rs"]
-mod report;

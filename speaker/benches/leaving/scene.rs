@@ -1,14 +1,19 @@
 //! The stage of every measurement: three control-plane nodes (an etcd member and an API server
 //! each, [`HaControlPlane`]), the lab nodes whose speakers each talk to their own node's API
 //! server (as RKE2 runs them), the lab's Services and BGP peers, and a VIP that node1 owns.
+//! The speakers are ours, or MetalLB v0.16.2's own (the peers benchmark includes this file and
+//! `rolling.rs` for that); the Service's address is written as a controller would, so no
+//! controller runs.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use metallb_testenv::ha::HaControlPlane;
+use metallb_testenv::peers::Member;
 
 use crate::common::cluster::{ClusterLab, NODES, lab_peers, lab_services, winner_of};
 use crate::common::wait_for;
+use crate::peers::MetalLb;
 
 /// The speakers' namespace.
 pub const NAMESPACE: &str = "metallb-system";
@@ -28,10 +33,14 @@ pub enum Features {
     Memberlist,
     /// Drain on cordon, heartbeats with the membership key, fencing.
     On,
+    /// MetalLB v0.16.2's speaker (memberlist, native BGP) from MetalLB's own CRDs.
+    MetalLb,
 }
 
-/// The HA control plane and the lab; the lab (and its speakers) goes first on drop.
+/// The HA control plane and the lab; the speakers go first on drop, then the lab.
 pub struct Scene {
+    /// MetalLB's speakers, with [`Features::MetalLb`].
+    metallb: Option<MetalLb>,
     pub cluster: ClusterLab,
     pub ha: HaControlPlane,
     /// The VIP of `web`, owned by node1 while all three nodes run.
@@ -44,8 +53,10 @@ impl Scene {
     /// A fresh HA control plane and lab with the Services and peers applied; no speaker runs.
     pub fn up(features: Features) -> Scene {
         let ha = HaControlPlane::start(3).unwrap();
-        ha.install_crds(0).unwrap();
-        ha.kubectl(0, &["create", "namespace", NAMESPACE]).unwrap();
+        if features != Features::MetalLb {
+            ha.install_crds(0).unwrap();
+            ha.kubectl(0, &["create", "namespace", NAMESPACE]).unwrap();
+        }
         let upstreams = [0, 1, 2].map(|i| (ha.server(i), ha.kubeconfig(i)));
         let apply = |manifest: &str| {
             ha.kubectl_with_input(0, &["apply", "-f", "-"], manifest)
@@ -53,7 +64,15 @@ impl Scene {
                 .map(drop)
         };
         let cluster = ClusterLab::up_each(upstreams, "", apply);
-        let objects = format!("{}---\n{}", lab_services(NAMESPACE), lab_peers(NAMESPACE));
+        // MetalLB's CRDs, namespace and the Pods its speakers find each other by.
+        let metallb = (features == Features::MetalLb)
+            .then(|| MetalLb::prepare(&Member(&ha, 0), &cluster, NAMESPACE));
+        let mut services = lab_services(NAMESPACE);
+        if features == Features::MetalLb {
+            // MetalLB's native BGP mode refuses a configuration with an IPv6 pool.
+            services = services.replace(r#", "fd00:250::200/125""#, "");
+        }
+        let objects = format!("{services}---\n{}", lab_peers(NAMESPACE));
         apply(&objects).expect("the lab's objects apply");
         let all = ["node1", "node2", "node3"];
         let vip = (200..=207)
@@ -74,6 +93,7 @@ impl Scene {
         ];
         ha.kubectl(0, &patch).unwrap();
         Scene {
+            metallb,
             cluster,
             ha,
             vip,
@@ -100,6 +120,7 @@ impl Scene {
                 args.push("--drain-on-cordon=true".to_owned());
                 args.push(self.membership_key());
             }
+            Features::MetalLb => unreachable!("MetalLB's speaker takes its own arguments"),
         }
         args
     }
@@ -113,6 +134,10 @@ impl Scene {
 
     /// Starts (or restarts) node `index`'s speaker.
     pub fn start(&mut self, index: usize) {
+        if let Some(metallb) = &mut self.metallb {
+            metallb.start_speaker(&self.cluster, index);
+            return;
+        }
         let args = self.args();
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         self.cluster.start(index, NAMESPACE, &args);
@@ -128,10 +153,21 @@ impl Scene {
         self.wait_settled(&[0, 1, 2]);
     }
 
+    /// Kills node `index`'s speaker at once (SIGKILL).
+    pub fn kill(&mut self, index: usize) {
+        match &mut self.metallb {
+            Some(metallb) => metallb.kill(index),
+            None => self.cluster.kill(index),
+        }
+    }
+
     /// Stops every speaker (SIGTERM).
     pub fn stop_all(&mut self) {
         for index in 0..NODES.len() {
-            self.cluster.stop(index);
+            match &mut self.metallb {
+                Some(metallb) => metallb.stop(index),
+                None => self.cluster.stop(index),
+            }
         }
     }
 

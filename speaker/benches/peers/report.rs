@@ -4,7 +4,8 @@
 use std::process::Command;
 use std::time::Duration;
 
-use super::{Outcome, Results, System};
+use crate::protocol::{PREFIXES, Protocol};
+use crate::{Outcome, Results, System, rolling};
 
 /// Which event's outcome a table shows.
 type Pick = fn(&Results) -> &Outcome;
@@ -116,6 +117,13 @@ pub fn tables(systems: &[System], results: &[Results]) -> String {
         |r| &r.events.term,
     );
     text += &event_table(
+        "Planned handover: the owner's node cordoned and drained (`kubectl drain`; ours with \
+         `--drain-on-cordon`, the peers have no such behaviour)",
+        systems,
+        results,
+        |r| &r.events.drain,
+    );
+    text += &event_table(
         "API server cut from the owner's node for 15 s (its link stays up)",
         systems,
         results,
@@ -126,10 +134,11 @@ pub fn tables(systems: &[System], results: &[Results]) -> String {
         "Longest time two MACs answer for the address, per event",
         systems,
     );
-    let events: [(&str, Pick); 4] = [
+    let events: [(&str, Pick); 5] = [
         ("owner's speaker SIGKILLed", |r| &r.events.kill),
         ("owner's link cut", |r| &r.events.link),
         ("owner's speaker SIGTERMed", |r| &r.events.term),
+        ("owner's node cordoned and drained", |r| &r.events.drain),
         ("owner cut from the API server", |r| &r.events.api),
     ];
     for (what, pick) in events {
@@ -176,7 +185,184 @@ pub fn tables(systems: &[System], results: &[Results]) -> String {
                 (_, None) => "not measured: runs inside the benchmark's process".into(),
             }),
     );
+    text += "\n";
+    text += &idle(systems, results);
+    text += &many(systems, results);
     text
+}
+
+fn percent(cpu: Option<&Option<f64>>) -> String {
+    match cpu {
+        Some(Some(p)) => format!("{p:.2} %"),
+        _ => "exited".into(),
+    }
+}
+
+/// CPU and API requests at idle.
+fn idle(systems: &[System], results: &[Results]) -> String {
+    let window = crate::idle::WINDOW.as_secs();
+    let mut text = header(
+        &format!("CPU at idle, one Service ({window} s, user + system, % of one core)"),
+        systems,
+    );
+    text += &row(
+        "speaker (busiest of three)",
+        results.iter().map(|r| {
+            let speakers = &r.idle.cpu[..3.min(r.idle.cpu.len())];
+            let busiest = speakers
+                .iter()
+                .flatten()
+                .copied()
+                .fold(None, |a, b| Some(a.map_or(b, |a: f64| a.max(b))));
+            percent(Some(&busiest))
+        }),
+    );
+    text += &row(
+        "controller",
+        systems.iter().zip(results).map(|(s, r)| match s {
+            System::KubeVip => "n/a: no controller".into(),
+            System::Ours => format!(
+                "{} (the benchmark's process, which runs it)",
+                percent(r.idle.cpu.get(3))
+            ),
+            System::MetalLb => percent(r.idle.cpu.get(3)),
+        }),
+    );
+    text += "\n";
+    text += &header(
+        &format!(
+            "API requests/s at idle, one Service ({window} s each; the system's own API server's \
+             `apiserver_request_total`)"
+        ),
+        systems,
+    );
+    text += &row(
+        "API server with the controller only (kube-vip: the server alone)",
+        results
+            .iter()
+            .map(|r| format!("{:.2}", r.before_speakers.api)),
+    );
+    text += &row(
+        "API server with the controller and three speakers",
+        results.iter().map(|r| format!("{:.2}", r.idle.api)),
+    );
+    text += &row(
+        "per speaker (the difference / 3)",
+        results
+            .iter()
+            .map(|r| format!("{:.2}", (r.idle.api - r.before_speakers.api).max(0.0) / 3.0)),
+    );
+    text + "\n"
+}
+
+/// The many-Services table.
+fn many(systems: &[System], results: &[Results]) -> String {
+    let count = results
+        .iter()
+        .find_map(|r| r.many.as_ref().map(|m| m.count))
+        .unwrap_or(crate::many::MANY);
+    let mut text = header(
+        &format!(
+            "{count} Services created at once (16 API calls in flight, the address named by \
+             MetalLB's annotation) -> every route at FRR from all three nodes"
+        ),
+        systems,
+    );
+    let not_run = "not run: kube-vip runs in ARP mode here (its BGP mode is not set up in \
+                   this lab)";
+    let cells = |f: &dyn Fn(&crate::many::Many) -> String| -> Vec<String> {
+        results
+            .iter()
+            .map(|r| r.many.as_ref().map_or(not_run.to_owned(), f))
+            .collect()
+    };
+    text += &row(
+        "every Service created (API)",
+        cells(&|m| seconds(m.created.as_secs_f64())).into_iter(),
+    );
+    text += &row(
+        "every route at FRR from every node, from the first call",
+        cells(&|m| match m.routed {
+            Ok(d) => seconds(d.as_secs_f64()),
+            Err(got) => format!("not within 900 s: {got} of {} routes", m.count),
+        })
+        .into_iter(),
+    );
+    text += &row(
+        "speaker memory then (largest of three, resident MiB)",
+        cells(&|m| format!("{:.1}", m.memory.0)).into_iter(),
+    );
+    text += &row(
+        "controller memory then (resident MiB)",
+        systems
+            .iter()
+            .zip(cells(&|m| {
+                m.memory.1.map_or(
+                    "not measured: runs inside the benchmark's process".into(),
+                    |c| format!("{c:.1}"),
+                )
+            }))
+            .map(|(s, cell)| match s {
+                System::KubeVip => "n/a: no controller".into(),
+                _ => cell,
+            }),
+    );
+    text + "\n"
+}
+
+/// The protocol-only table: our BGP core, BIRD and GoBGP from one node to FRR.
+pub fn protocol(figures: &Protocol) -> String {
+    let mut text = format!(
+        "### Protocol only: {PREFIXES} IPv4 prefixes from one lab node to FRR (eBGP, every \
+         prefix known before the session)\n\n\
+         | | ours (metallb-speaker, its BGP core) | BIRD 2 | GoBGP (gobgpd) |\n|---|---|---|---|\n"
+    );
+    text += &row(
+        "FRR's Established -> FRR holds every prefix",
+        figures.iter().map(|f| seconds(f.all.as_secs_f64())),
+    );
+    text += &row(
+        "daemon memory then (resident MiB)",
+        figures
+            .iter()
+            .map(|f| format!("{:.1}", f.rss_kib as f64 / 1024.0)),
+    );
+    text + "\n"
+}
+
+/// The rolling-update table: ours with every leaving feature, MetalLB's speaker.
+pub fn rolling(runs: &[rolling::Outcome; 2]) -> String {
+    let mut text = String::from(
+        "### The rolling update of the control plane (seed 000; the leaving benchmark's scene): \
+         node1, owner of the VIP, drained, its etcd member removed, its Node deleted, powered \
+         off\n\n\
+         | | ours (drain on cordon, heartbeats, fencing) | MetalLB v0.16.2 speaker (memberlist) \
+         | kube-vip v0.9.2 |\n|---|---|---|---|\n",
+    );
+    let not_run = "not run: the scene is MetalLB's objects and speakers";
+    for (i, what) in rolling::ROWS.iter().enumerate() {
+        text += &row(
+            what,
+            runs.iter()
+                .map(|r| r.values[i].clone())
+                .chain([not_run.to_owned()]),
+        );
+    }
+    for (i, (step, _)) in runs[0].timeline.iter().enumerate() {
+        text += &row(
+            &format!("step: {step}, s after the drain"),
+            runs.iter()
+                .map(|r| format!("{:.2}", r.timeline[i].1))
+                .chain([not_run.to_owned()]),
+        );
+    }
+    for (run, name) in runs.iter().zip(["ours", "MetalLB"]) {
+        text += &format!(
+            "\nARP answers, {name} (s after the drain, who): {}\n",
+            run.changes
+        );
+    }
+    text + "\n"
 }
 
 fn command(program: &str, args: &[&str]) -> String {
@@ -210,7 +396,7 @@ fn machine() -> String {
 }
 
 /// `docs/benchmarks.md`: how the tables were made, then the tables.
-pub fn document(tables: &str, peers: &str) -> String {
+pub fn document(tables: &str, peers: &str, took: Duration) -> String {
     let date = command("date", &["-u", "+%Y-%m-%d %H:%M UTC"]);
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
     let commit = command("git", &["-C", root, "rev-parse", "--short", "HEAD"]);
@@ -221,21 +407,24 @@ pub fn document(tables: &str, peers: &str) -> String {
         .join("; ");
     format!(
         "# Benchmarks beside MetalLB and kube-vip\n\n\
-         Written by `cargo bench -p metallb-speaker --bench peers` ({date}).\n\n\
+         Written by `cargo bench -p metallb-speaker --bench peers` ({date}; the run took \
+         {:.1} min).\n\n\
          - Machine: {}\n\
          - Ours: metallb-rs {} at {commit}; peers: {peers}, built from the Go module proxy by \
          `tests/testenv/peers/build.sh`\n\
          - Setup: each system in a lab of its own (three node namespaces on one bridge, FRR as \
          the router, a client) with an API server of its own, one after the other in the same \
          run. Ours: the controller and `metallb-speaker` at their defaults (10 s node Lease, \
-         heartbeats with a membership key), SIGTERM without BGP graceful shutdown. MetalLB: its \
+         heartbeats with a membership key) but `--drain-on-cordon`, SIGTERM without BGP \
+         graceful shutdown. MetalLB: its \
          controller and speakers, native BGP, memberlist at its defaults. kube-vip: services \
          mode, ARP, one Lease (5 s, renew 3 s, retry 1 s). The client sends an ARP request for \
          the address every 10 ms; each event acts on the node answering at that moment; one \
-         sample per event.\n\n{tables}\n\
-         Not measured yet: 10,000 Services (routes at FRR, memory), GoBGP beside BIRD, the \
-         rolling update with MetalLB's speaker, cordon + drain, CPU at idle and API requests/s \
-         for the peers, the peers on the local cluster.\n",
+         sample per event. The protocol-only table and the rolling update run on stages of \
+         their own (`speaker/benches/peers/protocol.rs`, `speaker/benches/leaving/rolling.rs`).\
+         \n\n{tables}\n\
+         Not measured yet: kube-vip in BGP mode, the peers on the local cluster.\n",
+        took.as_secs_f64() / 60.0,
         machine(),
         env!("CARGO_PKG_VERSION"),
     )

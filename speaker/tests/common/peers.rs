@@ -18,6 +18,7 @@ use metallb_controller::Settings;
 use metallb_runtime::consts::CONTROLLER_LEASE;
 use metallb_runtime::lease::LeaseTiming;
 use metallb_testenv::lab::{Daemon, Lab};
+use metallb_testenv::peers::Kubectl;
 use metallb_testenv::{ControlPlane, peers};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -128,14 +129,11 @@ pub struct MetalLb {
 impl MetalLb {
     /// Installs MetalLB's CRDs and the objects its processes expect in `namespace` on `cp`;
     /// nothing runs yet.
-    pub fn prepare(cp: &ControlPlane, cluster: &ClusterLab, namespace: &str) -> MetalLb {
+    pub fn prepare(cp: &impl Kubectl, cluster: &ClusterLab, namespace: &str) -> MetalLb {
         peers::install_metallb_crds(cp).unwrap();
         let nodes: Vec<&str> = cluster.names.iter().map(String::as_str).collect();
-        cp.kubectl_with_input(
-            ["apply", "-f", "-"],
-            &peers::metallb_objects(namespace, &nodes),
-        )
-        .unwrap();
+        let objects = peers::metallb_objects(namespace, &nodes);
+        cp.run(&["apply", "-f", "-"], Some(&objects)).unwrap();
         let addresses: Vec<(&str, Ipv4Addr)> = nodes
             .iter()
             .zip(NODES)

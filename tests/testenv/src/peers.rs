@@ -21,6 +21,7 @@ use std::sync::OnceLock;
 use crate::binaries::run_forwarding_stderr;
 use crate::control_plane::ControlPlane;
 use crate::error::{Error, Result};
+use crate::ha::HaControlPlane;
 
 /// The build recipe of the peers.
 pub const PEERS_BUILD_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/peers/build.sh");
@@ -33,6 +34,35 @@ pub const SPEAKER_LABELS: &str = "app=metallb,component=speaker";
 
 /// The class kube-vip serves with `--lbClassOnly`.
 pub const KUBE_VIP_CLASS: &str = "kube-vip.io/kube-vip-class";
+
+/// What the peers' setup runs `kubectl` against: a [`ControlPlane`], or one member of an
+/// [`HaControlPlane`] ([`Member`]).
+pub trait Kubectl {
+    /// Runs kubectl with `args` (and `input` on stdin) and returns stdout.
+    fn run(&self, args: &[&str], input: Option<&str>) -> Result<String>;
+}
+
+impl Kubectl for ControlPlane {
+    fn run(&self, args: &[&str], input: Option<&str>) -> Result<String> {
+        match input {
+            Some(input) => self.kubectl_with_input(args, input),
+            None => self.kubectl(args),
+        }
+    }
+}
+
+/// Member `.1` of an HA control plane, as a [`Kubectl`] target.
+#[derive(Debug)]
+pub struct Member<'a>(pub &'a HaControlPlane, pub usize);
+
+impl Kubectl for Member<'_> {
+    fn run(&self, args: &[&str], input: Option<&str>) -> Result<String> {
+        match input {
+            Some(input) => self.0.kubectl_with_input(self.1, args, input),
+            None => self.0.kubectl(self.1, args),
+        }
+    }
+}
 
 /// `peers/build.sh` once per process: the peers' root directory (`bin/`, `crds/`, `samples/`).
 pub fn root() -> Result<PathBuf> {
@@ -71,17 +101,19 @@ pub fn versions() -> Result<String> {
 
 /// Applies MetalLB's own CRDs to `cp` and waits until they are Established. They define the
 /// same kinds as metallb-rs's, so a control plane serves one set or the other.
-pub fn install_metallb_crds(cp: &ControlPlane) -> Result<()> {
+pub fn install_metallb_crds(cp: &impl Kubectl) -> Result<()> {
     let dir = root()?.join("crds");
     let dir = dir.display().to_string();
-    cp.kubectl(["apply", "--server-side", "--force-conflicts", "-f", &dir])?;
-    cp.kubectl([
+    let apply = ["apply", "--server-side", "--force-conflicts", "-f", &dir];
+    cp.run(&apply, None)?;
+    let wait = [
         "wait",
         "--for=condition=Established",
         "--timeout=60s",
         "-f",
         &dir,
-    ])?;
+    ];
+    cp.run(&wait, None)?;
     Ok(())
 }
 
@@ -116,7 +148,7 @@ pub fn metallb_objects(namespace: &str, nodes: &[&str]) -> String {
 
 /// Writes each speaker Pod's `status.podIP` (its node's address), which memberlist joins.
 pub fn publish_speaker_ips(
-    cp: &ControlPlane,
+    cp: &impl Kubectl,
     namespace: &str,
     nodes: &[(&str, Ipv4Addr)],
 ) -> Result<()> {
@@ -124,17 +156,19 @@ pub fn publish_speaker_ips(
         let status = format!(
             r#"{{"status":{{"phase":"Running","podIP":"{ip}","podIPs":[{{"ip":"{ip}"}}],"hostIP":"{ip}"}}}}"#
         );
-        cp.kubectl([
+        let pod = format!("speaker-{node}");
+        let patch = [
             "-n",
             namespace,
             "patch",
             "pod",
-            &format!("speaker-{node}"),
+            &pod,
             "--subresource=status",
             "--type=merge",
             "-p",
             &status,
-        ])?;
+        ];
+        cp.run(&patch, None)?;
     }
     Ok(())
 }
