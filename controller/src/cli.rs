@@ -5,6 +5,8 @@ use clap::Parser;
 use metallb_runtime::cli::{ClientArgs, LeaseArgs, LogArgs, MetricsArgs, ScopeArgs};
 use metallb_runtime::consts::CONTROLLER_LEASE;
 use metallb_runtime::lease::TimingError;
+use metallb_runtime::shutdown::Shutdown;
+use tracing::info;
 
 use crate::Settings;
 
@@ -48,4 +50,22 @@ impl Args {
             lease_timing: self.lease.timing()?,
         })
     }
+}
+
+/// Runs the controller as its binary does, until SIGTERM or Ctrl-C (then the Lease is
+/// released) or until leadership is lost (an error, so that it restarts clean). Logging is
+/// the caller's to set up, from `args.log`.
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let settings = args.settings()?;
+    let client = args.client.client().await?;
+    let listener = args.metrics.listen(&client).await?;
+    info!(
+        namespace = %settings.namespace,
+        lb_class = settings.lb_class.as_deref().unwrap_or(""),
+        identity = %settings.identity,
+        "MetalLB controller starting"
+    );
+    let shutdown = Shutdown::on_signals();
+    crate::run(client, settings, Some(listener), shutdown.wait()).await?;
+    Ok(())
 }

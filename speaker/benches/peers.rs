@@ -66,7 +66,7 @@ use idle::Idle;
 use many::Many;
 use metallb_testenv::peers::{KUBE_VIP_CLASS, METALLB_NAMESPACE, versions};
 use metallb_testenv::{ControlPlane, Options};
-use peers::{KubeVip, MetalLb, OurController, service};
+use peers::{HostProcess, KubeVip, MetalLb, free_port, service};
 
 /// The address every event watches.
 const VIP: Ipv4Addr = Ipv4Addr::new(192, 168, 250, 201);
@@ -74,6 +74,8 @@ const LATENCY_SERVICES: usize = 100;
 /// How long the link stays cut and the API server away.
 const LINK_CUT: Duration = Duration::from_secs(12);
 const API_CUT: Duration = Duration::from_secs(15);
+/// The first argument that makes this executable our controller, for [`Stack::controller`].
+const CONTROLLER_ARG: &str = "our-controller";
 
 #[derive(Clone, Copy, PartialEq)]
 enum System {
@@ -107,7 +109,9 @@ struct Stack {
     /// Dropped first: the processes go before the lab and the API server.
     metallb: Option<MetalLb>,
     kube_vip: Option<KubeVip>,
-    controller: Option<OurController>,
+    /// Our controller: this executable run again with [`CONTROLLER_ARG`], a process of its
+    /// own as MetalLB's is, so that its memory and CPU are its own.
+    controller: Option<HostProcess>,
     cluster: ClusterLab,
     cp: ControlPlane,
     /// At idle before any speaker ran: the API server with the controller alone (kube-vip: the
@@ -151,7 +155,17 @@ impl Stack {
                     .kubectl(["create", "namespace", METALLB_NAMESPACE])
                     .unwrap();
                 stack.apply(&metallb_objects());
-                stack.controller = Some(OurController::start(&stack.cp, METALLB_NAMESPACE));
+                let args = vec![
+                    CONTROLLER_ARG.to_owned(),
+                    format!("--kubeconfig={}", stack.cp.kubeconfig_path().display()),
+                    format!("--namespace={METALLB_NAMESPACE}"),
+                    "--pod-name=controller".into(),
+                    "--metrics-host=127.0.0.1".into(),
+                    format!("--metrics-port={}", free_port()),
+                ];
+                let log = stack.cluster.dir.path().join("controller.log");
+                let exe = std::env::current_exe().unwrap();
+                stack.controller = Some(HostProcess::spawn(&exe, &args, log));
             }
             System::MetalLb => {
                 let mut metallb = MetalLb::prepare(&stack.cp, &stack.cluster, METALLB_NAMESPACE);
@@ -253,10 +267,10 @@ impl Stack {
         }
     }
 
-    /// The controller's process: MetalLB's, or this one, which runs ours (kube-vip has none).
+    /// The controller's process (kube-vip has none).
     fn controller_pid(&self) -> Option<u32> {
         match self.system {
-            System::Ours => Some(std::process::id()),
+            System::Ours => self.controller.as_ref().map(HostProcess::pid),
             System::MetalLb => self.metallb.as_ref()?.controller.as_ref().map(|c| c.pid()),
             System::KubeVip => None,
         }
@@ -405,12 +419,7 @@ fn memory(stack: &Stack) -> Memory {
         .filter_map(|i| stack.speaker_pid(i))
         .map(mib)
         .fold(0.0, f64::max);
-    let controller = stack
-        .metallb
-        .as_ref()
-        .and_then(|m| m.controller.as_ref())
-        .map(|c| mib(c.pid()));
-    (speakers, controller)
+    (speakers, stack.controller_pid().map(mib))
 }
 
 struct Results {
@@ -453,7 +462,28 @@ fn measure(system: System, many: usize) -> Results {
     }
 }
 
-fn main() {
+/// Our controller, as `metallb-controller` runs, from the arguments after [`CONTROLLER_ARG`].
+fn controller_main(args: impl Iterator<Item = String>) -> std::process::ExitCode {
+    use clap::Parser;
+    let args = metallb_controller::cli::Args::parse_from(
+        std::iter::once("metallb-controller".into()).chain(args),
+    );
+    args.log.init();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    match runtime.block_on(metallb_controller::cli::run(args)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("controller: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let mut argv = std::env::args().skip(1);
+    if argv.next().as_deref() == Some(CONTROLLER_ARG) {
+        return controller_main(argv);
+    }
     let began = Instant::now();
     // `-- ours metallb kube-vip protocol rolling` picks parts (cargo adds `--bench`), `many=N`
     // scales the many-Services part; a partial or scaled run does not rewrite the document.
@@ -499,4 +529,5 @@ fn main() {
         std::fs::write(&path, doc).unwrap();
         eprintln!("peers bench: wrote {path}");
     }
+    std::process::ExitCode::SUCCESS
 }

@@ -182,7 +182,7 @@ pub fn tables(systems: &[System], results: &[Results]) -> String {
                 (System::KubeVip, None) => {
                     "n/a: no controller (the Service's annotation names the address)".into()
                 }
-                (_, None) => "not measured: runs inside the benchmark's process".into(),
+                (_, None) => "not measured: the process was gone".into(),
             }),
     );
     text += "\n";
@@ -221,11 +221,7 @@ fn idle(systems: &[System], results: &[Results]) -> String {
         "controller",
         systems.iter().zip(results).map(|(s, r)| match s {
             System::KubeVip => "n/a: no controller".into(),
-            System::Ours => format!(
-                "{} (the benchmark's process, which runs it)",
-                percent(r.idle.cpu.get(3))
-            ),
-            System::MetalLb => percent(r.idle.cpu.get(3)),
+            _ => percent(r.idle.cpu.get(3)),
         }),
     );
     text += "\n";
@@ -297,10 +293,11 @@ fn many(systems: &[System], results: &[Results]) -> String {
         systems
             .iter()
             .zip(cells(&|m| {
-                m.memory.1.map_or(
-                    "not measured: runs inside the benchmark's process".into(),
-                    |c| format!("{c:.1}"),
-                )
+                m.memory
+                    .1
+                    .map_or("not measured: the process was gone".into(), |c| {
+                        format!("{c:.1}")
+                    })
             }))
             .map(|(s, cell)| match s {
                 System::KubeVip => "n/a: no controller".into(),
@@ -414,7 +411,8 @@ pub fn document(tables: &str, peers: &str, took: Duration) -> String {
          `tests/testenv/peers/build.sh`\n\
          - Setup: each system in a lab of its own (three node namespaces on one bridge, FRR as \
          the router, a client) with an API server of its own, one after the other in the same \
-         run. Ours: the controller and `metallb-speaker` at their defaults (10 s node Lease, \
+         run. Ours: `metallb-controller` (the benchmark's executable run again as it, a \
+         process of its own) and `metallb-speaker` at their defaults (10 s node Lease, \
          heartbeats with a membership key) but `--drain-on-cordon`, SIGTERM without BGP \
          graceful shutdown. MetalLB: its \
          controller and speakers, native BGP, memberlist at its defaults. kube-vip: services \

@@ -111,7 +111,7 @@ impl Drop for HostProcess {
 }
 
 /// A TCP port free on the loopback of this namespace now.
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .unwrap()
         .local_addr()
