@@ -59,7 +59,7 @@ mod scene;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use arp::{Outcome, Probe, outcome};
+use arp::{Outcome, outcome};
 use common::cluster::{ClusterLab, NODES, lab_peers, memory_kib};
 use common::wait_for;
 use idle::Idle;
@@ -325,31 +325,27 @@ struct Events {
 }
 
 fn events(stack: &mut Stack) -> Events {
-    let event =
-        |stack: &mut Stack, seconds: f64, act: &mut dyn FnMut(&mut Stack, usize, &Probe)| {
-            let owner = stack.owner();
-            let name = stack.cluster.names[owner].clone();
-            let probe = Probe::start(&stack.cluster, seconds);
-            std::thread::sleep(Duration::from_secs(1));
-            let at = probe.now();
-            act(stack, owner, &probe);
-            let replies = probe.replies(&stack.cluster);
-            let result = outcome(&replies, &name, at, seconds);
-            stack.restore(owner);
-            result
-        };
-    let kill = event(stack, 16.0, &mut |s, owner, _| s.kill(owner));
-    let link = event(
-        stack,
-        1.0 + LINK_CUT.as_secs_f64() + 5.0,
-        &mut |s, owner, _| {
-            s.cluster.lab.link(NODES[owner], false).unwrap();
-            std::thread::sleep(LINK_CUT);
-            s.cluster.lab.link(NODES[owner], true).unwrap();
-        },
-    );
-    let term = event(stack, 8.0, &mut |s, owner, _| s.stop(owner));
-    let drain = event(stack, 8.0, &mut |s, owner, _| {
+    let event = |stack: &mut Stack, seconds: u32, act: &mut dyn FnMut(&mut Stack, usize)| {
+        let owner = stack.owner();
+        let name = stack.cluster.names[owner].clone();
+        let probe = common::probe::Probe::start(&stack.cluster, VIP, seconds);
+        let began = Instant::now();
+        std::thread::sleep(Duration::from_secs(1));
+        let at = began.elapsed().as_secs_f64();
+        act(stack, owner);
+        let replies = probe.replies(&stack.cluster);
+        let result = outcome(&replies, &name, at, f64::from(seconds));
+        stack.restore(owner);
+        result
+    };
+    let kill = event(stack, 16, &mut |s, owner| s.kill(owner));
+    let link = event(stack, 1 + LINK_CUT.as_secs() as u32 + 5, &mut |s, owner| {
+        s.cluster.lab.link(NODES[owner], false).unwrap();
+        std::thread::sleep(LINK_CUT);
+        s.cluster.lab.link(NODES[owner], true).unwrap();
+    });
+    let term = event(stack, 8, &mut |s, owner| s.stop(owner));
+    let drain = event(stack, 8, &mut |s, owner| {
         // MetalLB's speaker Pods stand for a DaemonSet's, which `--ignore-daemonsets` leaves;
         // they have no DaemonSet here, so the selector leaves them.
         let node = s.cluster.names[owner].clone();
@@ -364,15 +360,11 @@ fn events(stack: &mut Stack) -> Events {
         s.cp.kubectl(drain).unwrap();
     });
 
-    let api = event(
-        stack,
-        1.0 + API_CUT.as_secs_f64() + 5.0,
-        &mut |s, owner, _| {
-            s.cluster.freeze(owner);
-            std::thread::sleep(API_CUT);
-            s.cluster.thaw(owner);
-        },
-    );
+    let api = event(stack, 1 + API_CUT.as_secs() as u32 + 5, &mut |s, owner| {
+        s.cluster.freeze(owner);
+        std::thread::sleep(API_CUT);
+        s.cluster.thaw(owner);
+    });
     Events {
         kill,
         link,

@@ -1,96 +1,10 @@
-//! What the client sees around one event: an ARP prober in the lab's client (a request for the
-//! VIP every 10 ms, each reply printed with its time and MAC), and what the replies say about
-//! the event: when another node answered, the longest silence, the longest time two MACs
+//! What the client's ARP replies (`common::probe`: a request for the VIP every 10 ms) say
+//! about one event: when another node answered, the longest silence, the longest time two MACs
 //! answered.
-
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
-use std::time::Instant;
-
-use metallb_testenv::lab::{Host, Lab};
-
-use crate::VIP;
-use crate::common::cluster::ClusterLab;
 
 /// A node whose replies stop for longer than this has stopped answering (the client asks every
 /// 10 ms).
 const SPAN_GAP: f64 = 0.2;
-
-/// Sends an ARP request for argv[1] from the client's eth0 (source argv[3]) every 10 ms for
-/// argv[2] seconds; prints `ready`, then `<seconds since ready> <mac>` for every reply.
-const PROBE: &str = r#"
-import socket, struct, sys, time
-target, source = socket.inet_aton(sys.argv[1]), socket.inet_aton(sys.argv[3])
-sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0806))
-sock.bind(("eth0", 0))
-own = sock.getsockname()[4]
-request = b"\xff" * 6 + own + b"\x08\x06" + struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1) + own + source + b"\x00" * 6 + target
-sock.setblocking(False)
-begin = time.monotonic()
-print("ready", flush=True)
-while time.monotonic() - begin < float(sys.argv[2]):
-    sock.send(request)
-    until = time.monotonic() + 0.01
-    while time.monotonic() < until:
-        try:
-            frame = sock.recv(64)
-        except BlockingIOError:
-            time.sleep(0.0005)
-            continue
-        if frame[12:14] == b"\x08\x06" and frame[20:22] == b"\x00\x02" and frame[28:32] == target:
-            print("%.4f %s" % (time.monotonic() - begin, frame[22:28].hex(":")), flush=True)
-"#;
-
-/// The client's ARP replies for the VIP: (seconds since the probe began, node).
-pub struct Probe {
-    child: Child,
-    lines: std::io::Lines<BufReader<std::process::ChildStdout>>,
-    began: Instant,
-}
-
-impl Probe {
-    pub fn start(cluster: &ClusterLab, seconds: f64) -> Probe {
-        let (client, _) = Lab::address(Host::Client);
-        let mut child = cluster
-            .lab
-            .command(Host::Client, "python3")
-            .args([
-                "-c",
-                PROBE,
-                &VIP.to_string(),
-                &seconds.to_string(),
-                &client.to_string(),
-            ])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        assert_eq!(lines.next().unwrap().unwrap(), "ready");
-        Probe {
-            child,
-            lines,
-            began: Instant::now(),
-        }
-    }
-
-    /// Seconds since the probe began.
-    pub fn now(&self) -> f64 {
-        self.began.elapsed().as_secs_f64()
-    }
-
-    pub fn replies(mut self, cluster: &ClusterLab) -> Vec<(f64, String)> {
-        let replies = self
-            .lines
-            .map_while(Result::ok)
-            .filter_map(|line| {
-                let (at, mac) = line.split_once(' ')?;
-                Some((at.parse().ok()?, cluster.node_of_mac(mac)?))
-            })
-            .collect();
-        let _ = self.child.wait();
-        replies
-    }
-}
 
 /// What the client saw around one event at `at` seconds, the owner being `owner`.
 pub struct Outcome {

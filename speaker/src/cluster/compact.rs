@@ -13,6 +13,49 @@ use metallb_plan as plan;
 
 use super::inputs::SERVICE_NAME_LABEL;
 
+/// [`Lookup`] for a view of a namespaced kind of version v1: what the reflector's store keys
+/// it by. Views keep no resourceVersion.
+macro_rules! lookup {
+    ($view:ty, $kind:literal, $group:literal, $plural:literal, $uid:expr) => {
+        impl Lookup for $view {
+            type DynamicType = ();
+
+            fn kind(_: &()) -> Cow<'_, str> {
+                $kind.into()
+            }
+
+            fn group(_: &()) -> Cow<'_, str> {
+                $group.into()
+            }
+
+            fn version(_: &()) -> Cow<'_, str> {
+                "v1".into()
+            }
+
+            fn plural(_: &()) -> Cow<'_, str> {
+                $plural.into()
+            }
+
+            fn name(&self) -> Option<Cow<'_, str>> {
+                Some(self.name.as_str().into())
+            }
+
+            fn namespace(&self) -> Option<Cow<'_, str>> {
+                Some(self.namespace.as_str().into())
+            }
+
+            fn resource_version(&self) -> Option<Cow<'_, str>> {
+                None
+            }
+
+            fn uid(&self) -> Option<Cow<'_, str>> {
+                let uid: fn(&Self) -> Option<&str> = $uid;
+                uid(self).map(Into::into)
+            }
+        }
+    };
+}
+
 /// A Service as the speaker reads it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServiceView {
@@ -67,41 +110,9 @@ impl ServiceView {
     }
 }
 
-impl Lookup for ServiceView {
-    type DynamicType = ();
-
-    fn kind(_: &()) -> Cow<'_, str> {
-        "Service".into()
-    }
-
-    fn group(_: &()) -> Cow<'_, str> {
-        "".into()
-    }
-
-    fn version(_: &()) -> Cow<'_, str> {
-        "v1".into()
-    }
-
-    fn plural(_: &()) -> Cow<'_, str> {
-        "services".into()
-    }
-
-    fn name(&self) -> Option<Cow<'_, str>> {
-        Some(self.name.as_str().into())
-    }
-
-    fn namespace(&self) -> Option<Cow<'_, str>> {
-        Some(self.namespace.as_str().into())
-    }
-
-    fn resource_version(&self) -> Option<Cow<'_, str>> {
-        None
-    }
-
-    fn uid(&self) -> Option<Cow<'_, str>> {
-        self.uid.as_deref().map(Into::into)
-    }
-}
+lookup!(ServiceView, "Service", "", "services", |view| view
+    .uid
+    .as_deref());
 
 /// An EndpointSlice as the speaker reads it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -145,41 +156,13 @@ impl SliceView {
     }
 }
 
-impl Lookup for SliceView {
-    type DynamicType = ();
-
-    fn kind(_: &()) -> Cow<'_, str> {
-        "EndpointSlice".into()
-    }
-
-    fn group(_: &()) -> Cow<'_, str> {
-        "discovery.k8s.io".into()
-    }
-
-    fn version(_: &()) -> Cow<'_, str> {
-        "v1".into()
-    }
-
-    fn plural(_: &()) -> Cow<'_, str> {
-        "endpointslices".into()
-    }
-
-    fn name(&self) -> Option<Cow<'_, str>> {
-        Some(self.name.as_str().into())
-    }
-
-    fn namespace(&self) -> Option<Cow<'_, str>> {
-        Some(self.namespace.as_str().into())
-    }
-
-    fn resource_version(&self) -> Option<Cow<'_, str>> {
-        None
-    }
-
-    fn uid(&self) -> Option<Cow<'_, str>> {
-        None
-    }
-}
+lookup!(
+    SliceView,
+    "EndpointSlice",
+    "discovery.k8s.io",
+    "endpointslices",
+    |_| None
+);
 
 #[cfg(test)]
 mod tests {
@@ -235,6 +218,11 @@ mod tests {
                 ingress: vec!["192.168.10.1".parse().unwrap()],
             }
         );
+        let key = view.to_object_ref(());
+        assert_eq!(
+            (key.namespace.as_deref(), key.name.as_str()),
+            (Some("default"), "web")
+        );
         let reference = view.reference();
         assert_eq!(reference.kind.as_deref(), Some("Service"));
         assert_eq!(reference.uid.as_deref(), Some("u-1"));
@@ -262,6 +250,11 @@ mod tests {
             ..EndpointSlice::default()
         };
         let view = SliceView::of(slice);
+        let key = view.to_object_ref(());
+        assert_eq!(
+            (key.namespace.as_deref(), key.name.as_str()),
+            (Some("default"), "web-abc")
+        );
         assert_eq!(view.service.as_deref(), Some("web"));
         assert_eq!(
             view.endpoints,
