@@ -8,8 +8,9 @@
 //! with its defaults and a membership key, as the DaemonSet runs it), MetalLB's controller and
 //! speakers (native BGP, memberlist at its defaults) and kube-vip (services mode, ARP, one Lease
 //! at its defaults, the address named by the Service's annotation). The peers are built on
-//! first use (`tests/testenv/peers/build.sh`). The client sends an ARP request for the VIP every 10 ms and
-//! records which node answers when; each event acts on the node answering at that moment:
+//! first use (`tests/testenv/peers/build.sh`). The client sends an ARP request for the VIP
+//! every 10 ms and records which node answers when; each event acts on the node answering at
+//! that moment:
 //!
 //! - the owner's speaker SIGKILLed, the owner's link cut at the switch (12 s, then plugged
 //!   back), SIGTERM of the owner's speaker, the owner's node cordoned and drained (`kubectl
