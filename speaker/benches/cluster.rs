@@ -19,7 +19,7 @@ use std::net::Ipv4Addr;
 use std::process::Stdio;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::cluster::{ClusterLab, NODES, lab_peers, memory_kib};
+use common::cluster::{ClusterLab, NODES, api_requests, lab_peers, memory_kib};
 use common::wait_for;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -141,15 +141,6 @@ fn memory(cluster: &ClusterLab, when: &str) -> String {
         ));
     }
     rows
-}
-
-/// Requests the API server has served so far (its own counter, all verbs and resources).
-fn api_requests(cp: &ControlPlane) -> f64 {
-    let text = cp.kubectl(["get", "--raw", "/metrics"]).unwrap();
-    text.lines()
-        .filter(|l| l.starts_with("apiserver_request_total{"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
 }
 
 fn main() {

@@ -23,7 +23,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{Speaker, frr_bfd_status, wait_established, wait_for};
+use common::{Speaker, frr_bfd_status, prefix, wait_established, wait_for};
 use metallb_testenv::lab::{Host, Lab, LabOptions};
 use serde_json::Value;
 
@@ -31,10 +31,6 @@ const PREFIXES: usize = 10_000;
 const LATENCY_RUNS: usize = 10;
 const BFD_RUNS: usize = 5;
 const SECOND: Duration = Duration::from_secs(1);
-
-fn prefix(i: usize) -> Ipv4Addr {
-    Ipv4Addr::new(172, 16, (i / 256) as u8, (i % 256) as u8)
-}
 
 fn speaker_config(
     source: Ipv4Addr,
@@ -265,37 +261,9 @@ impl Drop for Monitor {
 
 fn bird_10k(lab: &Lab, dir: &std::path::Path) -> Convergence {
     let node = Host::Node(2);
-    let source = Lab::address(node).0;
-    let mut config =
-        format!("router id {source};\nprotocol device {{}}\nprotocol static {{\n  ipv4;\n");
-    for i in 0..PREFIXES {
-        writeln!(config, "  route {}/32 blackhole;", prefix(i)).unwrap();
-    }
-    writeln!(
-        config,
-        "}}\nprotocol bgp frr {{\n  local {source} as 64500;\n  neighbor 192.168.250.1 as 64512;\n  hold time 9;\n  keepalive time 3;\n  connect delay time 1;\n  error wait time 2,10;\n  ipv4 {{ import none; export all; }};\n}}"
-    )
-    .unwrap();
-    let conf = dir.join("bird.conf");
-    std::fs::write(&conf, config).unwrap();
-    let (sock, pid) = (dir.join("bird.ctl"), dir.join("bird.pid"));
     let start = Instant::now();
-    let _bird = lab
-        .spawn(
-            node,
-            "bird",
-            &[
-                "-f",
-                "-c",
-                conf.to_str().unwrap(),
-                "-s",
-                sock.to_str().unwrap(),
-                "-P",
-                pid.to_str().unwrap(),
-            ],
-        )
-        .unwrap();
-    converge(lab, source.into(), start)
+    let _bird = common::spawn_bird(lab, node, dir, (0..PREFIXES).map(prefix));
+    converge(lab, Lab::address(node).0.into(), start)
 }
 
 /// Cuts node1's link `runs` times and reads how long our speaker took to log BFD down.

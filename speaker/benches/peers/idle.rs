@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 use metallb_testenv::ControlPlane;
 
+use crate::common::cluster::api_requests;
+
 /// How long each idle figure is measured over.
 pub const WINDOW: Duration = Duration::from_secs(30);
 
@@ -32,15 +34,6 @@ fn clock_ticks() -> f64 {
             .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
             .unwrap_or(100.0)
     })
-}
-
-/// Requests the API server has served so far.
-fn api_requests(cp: &ControlPlane) -> f64 {
-    let text = cp.kubectl(["get", "--raw", "/metrics"]).unwrap();
-    text.lines()
-        .filter(|l| l.starts_with("apiserver_request_total{"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
 }
 
 /// One window's figures.

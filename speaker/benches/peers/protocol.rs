@@ -5,7 +5,6 @@
 //! their own. Each has every prefix before its session comes up, so the figure is FRR's
 //! Established -> FRR holding them all, then the daemon's memory.
 
-use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -13,7 +12,7 @@ use std::time::{Duration, Instant};
 use metallb_testenv::lab::{Daemon, Host, Lab, LabOptions};
 
 use crate::common::cluster::memory_kib;
-use crate::common::{Speaker, frr_state, wait_for};
+use crate::common::{Speaker, frr_state, prefix, spawn_bird, wait_for};
 
 pub const PREFIXES: usize = 10_000;
 /// Every daemon speaks from this node (eBGP, AS 64500), one at a time.
@@ -30,10 +29,6 @@ pub struct Figures {
 
 /// Ours, BIRD, GoBGP.
 pub type Protocol = [Figures; 3];
-
-fn prefix(i: usize) -> Ipv4Addr {
-    Ipv4Addr::new(172, 16, (i / 256) as u8, (i % 256) as u8)
-}
 
 /// Prefixes FRR accepted from the node.
 fn received(lab: &Lab) -> u64 {
@@ -88,33 +83,7 @@ fn ours(lab: &Lab, dir: &Path) -> Figures {
 }
 
 fn bird(lab: &Lab, dir: &Path) -> Figures {
-    let source = Lab::address(NODE).0;
-    let mut config =
-        format!("router id {source};\nprotocol device {{}}\nprotocol static {{\n  ipv4;\n");
-    for i in 0..PREFIXES {
-        writeln!(config, "  route {}/32 blackhole;", prefix(i)).unwrap();
-    }
-    writeln!(
-        config,
-        "}}\nprotocol bgp frr {{\n  local {source} as 64500;\n  neighbor {ROUTER} as 64512;\n  \
-         hold time 9;\n  keepalive time 3;\n  connect delay time 1;\n  error wait time 2,10;\n  \
-         ipv4 {{ import none; export all; }};\n}}"
-    )
-    .unwrap();
-    let conf = dir.join("bird.conf");
-    std::fs::write(&conf, config).unwrap();
-    let (sock, pid) = (dir.join("bird.ctl"), dir.join("bird.pid"));
-    let path = |p: &Path| p.to_str().unwrap().to_owned();
-    let args = [
-        "-f",
-        "-c",
-        &path(&conf),
-        "-s",
-        &path(&sock),
-        "-P",
-        &path(&pid),
-    ];
-    let daemon = lab.spawn(NODE, "bird", &args).unwrap();
+    let daemon = spawn_bird(lab, NODE, dir, (0..PREFIXES).map(prefix));
     converge(lab, daemon.pid(), "BIRD")
 }
 

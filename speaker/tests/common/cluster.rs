@@ -441,3 +441,12 @@ pub fn show_service(control: &Path, name: &str) -> String {
     );
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
+
+/// Requests the API server has served so far (its own counter, all verbs and resources).
+pub fn api_requests(cp: &ControlPlane) -> f64 {
+    let text = cp.kubectl(["get", "--raw", "/metrics"]).unwrap();
+    text.lines()
+        .filter(|l| l.starts_with("apiserver_request_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}

@@ -22,6 +22,49 @@ pub const SPEAKER: &str = env!("CARGO_BIN_EXE_metallb-speaker");
 
 pub use metallb_testenv::wait_for;
 
+/// The `i`th of the benchmarks' IPv4 /32 prefixes, 172.16.0.0 on.
+pub fn prefix(i: usize) -> std::net::Ipv4Addr {
+    std::net::Ipv4Addr::new(172, 16, (i / 256) as u8, (i % 256) as u8)
+}
+
+/// BIRD 2 in lab `host`, sending `prefixes` (static /32 blackhole routes) to the lab's FRR over
+/// eBGP (AS 64500 to 64512), with its configuration, socket and pid file in `dir`.
+pub fn spawn_bird(
+    lab: &Lab,
+    host: Host,
+    dir: &Path,
+    prefixes: impl Iterator<Item = std::net::Ipv4Addr>,
+) -> Daemon {
+    use std::fmt::Write as _;
+    let source = Lab::address(host).0;
+    let mut config =
+        format!("router id {source};\nprotocol device {{}}\nprotocol static {{\n  ipv4;\n");
+    for prefix in prefixes {
+        writeln!(config, "  route {prefix}/32 blackhole;").unwrap();
+    }
+    writeln!(
+        config,
+        "}}\nprotocol bgp frr {{\n  local {source} as 64500;\n  neighbor 192.168.250.1 as 64512;\n  \
+         hold time 9;\n  keepalive time 3;\n  connect delay time 1;\n  error wait time 2,10;\n  \
+         ipv4 {{ import none; export all; }};\n}}"
+    )
+    .unwrap();
+    let conf = dir.join("bird.conf");
+    fs::write(&conf, config).unwrap();
+    let (sock, pid) = (dir.join("bird.ctl"), dir.join("bird.pid"));
+    let path = |p: &Path| p.to_str().unwrap().to_owned();
+    let args = [
+        "-f",
+        "-c",
+        &path(&conf),
+        "-s",
+        &path(&sock),
+        "-P",
+        &path(&pid),
+    ];
+    lab.spawn(host, "bird", &args).unwrap()
+}
+
 pub mod cluster;
 pub mod probe;
 
