@@ -187,9 +187,14 @@ impl RouteSamples {
             let sampler = scope.spawn(|| {
                 let start = Instant::now();
                 let mut samples = Vec::new();
-                while !done.load(Ordering::Relaxed) {
+                // One sample after `during` returns, so that what it waited for is seen.
+                loop {
+                    let last = done.load(Ordering::Relaxed);
                     let route = cluster.lab.bgp_route(prefix).unwrap();
                     samples.push((start.elapsed().as_secs_f64(), paths(cluster, route)));
+                    if last {
+                        break;
+                    }
                 }
                 RouteSamples(samples)
             });
