@@ -20,8 +20,11 @@
 //! - new Service -> ARP answer at the client and -> route at FRR, over 100 Services;
 //! - speaker and controller memory and CPU at idle with one Service, and the API requests per
 //!   second of the API server with the controller alone and with the speakers added;
-//! - 10,000 Services created at once -> all routes at FRR from every node, and the memory then
-//!   (ours and MetalLB; kube-vip runs in ARP mode here, see the table);
+//! - 10,000 Services created at once -> all routes at FRR from every node, and the memory then.
+//!
+//! kube-vip announces by ARP or by BGP, not both: its route figures (new Service -> route,
+//! 10,000 Services) come from a second kube-vip stack in BGP mode (every node announcing every
+//! Service, no election), started after the first is gone;
 //!
 //! and, on stages of their own:
 //!
@@ -67,7 +70,7 @@ use idle::Idle;
 use many::Many;
 use metallb_testenv::peers::{KUBE_VIP_CLASS, METALLB_NAMESPACE, versions};
 use metallb_testenv::{ControlPlane, Options};
-use peers::{HostProcess, KubeVip, MetalLb, free_port, service};
+use peers::{HostProcess, KubeVip, KubeVipMode, MetalLb, free_port, service};
 
 /// The address every event watches.
 const VIP: Ipv4Addr = Ipv4Addr::new(192, 168, 250, 201);
@@ -134,6 +137,12 @@ fn metallb_objects() -> String {
 
 impl Stack {
     fn up(system: System) -> Stack {
+        Stack::up_in(system, KubeVipMode::Arp)
+    }
+
+    /// The stack of `system`, kube-vip in `mode`, with the VIP's Service: answered by ARP, or
+    /// for kube-vip in BGP mode routed at FRR from every node.
+    fn up_in(system: System, mode: KubeVipMode) -> Stack {
         let cp = ControlPlane::start(Options::default()).unwrap();
         let cluster = ClusterLab::up(&cp, "");
         let mut stack = Stack {
@@ -174,7 +183,7 @@ impl Stack {
                 metallb.start_controller(&stack.cp, &stack.cluster);
                 stack.metallb = Some(metallb);
             }
-            System::KubeVip => stack.kube_vip = Some(KubeVip::new()),
+            System::KubeVip => stack.kube_vip = Some(KubeVip::new(mode)),
         }
         // The controller syncs first; then the baseline the speakers' requests are told from.
         std::thread::sleep(Duration::from_secs(5));
@@ -184,16 +193,37 @@ impl Stack {
             stack.start(index);
         }
         stack.apply(&stack.service("vip", VIP));
-        let owner = wait_for(Duration::from_secs(60), Duration::from_millis(200), || {
-            stack.cluster.arp_owner(VIP)
+        let ready = wait_for(Duration::from_secs(60), Duration::from_millis(200), || {
+            if stack.answers_arp() {
+                stack.cluster.arp_owner(VIP).map(drop)
+            } else {
+                let route = stack.cluster.lab.bgp_route(&format!("{VIP}/32")).unwrap();
+                let paths = route.map_or(0, |r| r["paths"].as_array().map_or(0, Vec::len));
+                (paths == NODES.len()).then_some(())
+            }
         });
         assert!(
-            owner.is_some(),
-            "{}: nobody answers for {VIP}\n{}",
+            ready.is_some(),
+            "{}: nobody announces {VIP}\n{}",
             system.name(),
             stack.logs()
         );
         stack
+    }
+
+    /// Whether the system answers ARP for its addresses (kube-vip: in ARP mode only; in BGP
+    /// mode the kernel answers for the addresses kube-vip puts on `lo`, which says nothing).
+    fn answers_arp(&self) -> bool {
+        self.kube_vip
+            .as_ref()
+            .is_none_or(|k| k.mode() == KubeVipMode::Arp)
+    }
+
+    /// Whether the system announces routes to FRR (kube-vip: in BGP mode only).
+    fn announces_routes(&self) -> bool {
+        self.kube_vip
+            .as_ref()
+            .is_none_or(|k| k.mode() == KubeVipMode::Bgp)
     }
 
     fn apply(&self, yaml: &str) {
@@ -375,10 +405,10 @@ fn events(stack: &mut Stack) -> Events {
     }
 }
 
-/// New Service -> ARP answer at the client and -> route at FRR (None where the system sends
-/// no route), over [`LATENCY_SERVICES`] Services, each with its own address.
-fn latencies(stack: &Stack) -> (Vec<Duration>, Option<Vec<Duration>>) {
-    let bgp = stack.system != System::KubeVip;
+/// New Service -> ARP answer at the client and -> route at FRR, each empty where the stack
+/// does not answer that way, over [`LATENCY_SERVICES`] Services, each with its own address.
+fn latencies(stack: &Stack) -> (Vec<Duration>, Vec<Duration>) {
+    let (arp_mode, bgp) = (stack.answers_arp(), stack.announces_routes());
     let (mut to_arp, mut to_route) = (Vec::new(), Vec::new());
     for i in 0..LATENCY_SERVICES {
         let ip = Ipv4Addr::new(172, 20, 0, (i + 1) as u8);
@@ -388,18 +418,18 @@ fn latencies(stack: &Stack) -> (Vec<Duration>, Option<Vec<Duration>>) {
         let prefix = format!("{ip}/32");
         let (mut arp, mut route) = (None, None);
         let _ = wait_for(Duration::from_secs(15), Duration::from_millis(5), || {
-            if arp.is_none() && stack.cluster.arp_owner(ip).is_some() {
+            if arp_mode && arp.is_none() && stack.cluster.arp_owner(ip).is_some() {
                 arp = Some(started.elapsed());
             }
             if bgp && route.is_none() && stack.cluster.lab.bgp_route(&prefix).unwrap().is_some() {
                 route = Some(started.elapsed());
             }
-            (arp.is_some() && (route.is_some() || !bgp)).then_some(())
+            ((arp.is_some() || !arp_mode) && (route.is_some() || !bgp)).then_some(())
         });
         to_arp.extend(arp);
         to_route.extend(route);
     }
-    (to_arp, bgp.then_some(to_route))
+    (to_arp, to_route)
 }
 
 /// Resident memory in MiB: the largest speaker's, and the controller's where it runs in a
@@ -418,14 +448,13 @@ fn memory(stack: &Stack) -> Memory {
 struct Results {
     events: Events,
     to_arp: Vec<Duration>,
-    to_route: Option<Vec<Duration>>,
+    to_route: Vec<Duration>,
     memory: Memory,
     /// The API server with the controller alone, then at idle with everything: the three
     /// speakers' CPU, then the controller's.
     before_speakers: Idle,
     idle: Idle,
-    /// None where the system announces no routes here (kube-vip in ARP mode).
-    many: Option<Many>,
+    many: Many,
 }
 
 fn measure(system: System, many: usize) -> Results {
@@ -439,11 +468,18 @@ fn measure(system: System, many: usize) -> Results {
     pids.extend(stack.controller_pid());
     let idle = idle::measure(&stack.cp, &pids);
     let events = events(&mut stack);
-    let (to_arp, to_route) = latencies(&stack);
-    let many = (system != System::KubeVip).then(|| {
-        eprintln!("peers bench: {}: {many} Services", system.name());
-        many::run(&stack, many)
-    });
+    let (to_arp, mut to_route) = latencies(&stack);
+    let stack = if stack.announces_routes() {
+        stack
+    } else {
+        drop(stack);
+        eprintln!("peers bench: {} in BGP mode", system.name());
+        let routing = Stack::up_in(system, KubeVipMode::Bgp);
+        to_route = latencies(&routing).1;
+        routing
+    };
+    eprintln!("peers bench: {}: {many} Services", system.name());
+    let many = many::run(&stack, many);
     Results {
         events,
         to_arp,

@@ -15,7 +15,8 @@ use metallb_testenv::lab::Lab;
 
 use crate::common::cluster::NODES;
 use crate::common::wait_for;
-use crate::{Memory, Stack, memory};
+use crate::{Memory, Stack, System, memory};
+use metallb_testenv::peers::KUBE_VIP_CLASS;
 
 /// How many Services the full run creates.
 pub const MANY: usize = 10_000;
@@ -38,15 +39,23 @@ fn address(i: usize) -> Ipv4Addr {
     Ipv4Addr::new(172, 20, (1 + i / 256) as u8, (i % 256) as u8)
 }
 
-fn objects(i: usize) -> (Service, EndpointSlice) {
+/// The `i`th Service, named the way `system` reads its address, and its EndpointSlice.
+fn objects(system: System, i: usize) -> (Service, EndpointSlice) {
     let name = format!("many-{i}");
+    let address = address(i).to_string();
+    // So many Services would exhaust the NodePort range; no system needs one.
+    let mut spec = serde_json::json!({"type": "LoadBalancer",
+        "allocateLoadBalancerNodePorts": false, "ports": [{"port": 80}]});
+    let annotations = if system == System::KubeVip {
+        spec["loadBalancerClass"] = KUBE_VIP_CLASS.into();
+        serde_json::json!({"kube-vip.io/loadbalancerIPs": address})
+    } else {
+        serde_json::json!({"metallb.io/loadBalancerIPs": address})
+    };
     let service = serde_json::json!({
         "apiVersion": "v1", "kind": "Service",
-        "metadata": {"name": name, "namespace": "default",
-            "annotations": {"metallb.io/loadBalancerIPs": address(i).to_string()}},
-        // So many Services would exhaust the NodePort range; neither system needs one.
-        "spec": {"type": "LoadBalancer", "allocateLoadBalancerNodePorts": false,
-            "ports": [{"port": 80}]},
+        "metadata": {"name": name, "namespace": "default", "annotations": annotations},
+        "spec": spec,
     });
     let slice = serde_json::json!({
         "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
@@ -76,7 +85,7 @@ fn fewest_routes(lab: &Lab) -> u64 {
         .unwrap_or(0)
 }
 
-/// Creates `count` Services on `stack` (MetalLB's annotation names each address) and waits
+/// Creates `count` Services on `stack` (the system's annotation names each address) and waits
 /// for their routes.
 pub fn run(stack: &Stack, count: usize) -> Many {
     let before = fewest_routes(&stack.cluster.lab);
@@ -88,7 +97,7 @@ pub fn run(stack: &Stack, count: usize) -> Many {
     runtime.block_on(stream::iter(0..count).for_each_concurrent(16, |i| {
         let (services, slices) = (services.clone(), slices.clone());
         async move {
-            let (service, slice) = objects(i);
+            let (service, slice) = objects(stack.system, i);
             slices.create(&PostParams::default(), &slice).await.unwrap();
             services
                 .create(&PostParams::default(), &service)

@@ -207,19 +207,30 @@ impl MetalLb {
     }
 }
 
+/// How kube-vip announces: ARP with one Lease election, or BGP from every node.
+#[derive(Clone, Copy, PartialEq)]
+pub enum KubeVipMode {
+    Arp,
+    Bgp,
+}
+
 /// kube-vip in every lab node, each with its own home directory for its kubeconfig.
 pub struct KubeVip {
+    mode: KubeVipMode,
     daemons: Vec<Option<Daemon>>,
 }
 
 impl KubeVip {
-    pub fn new() -> KubeVip {
+    pub fn new(mode: KubeVipMode) -> KubeVip {
         KubeVip {
+            mode,
             daemons: vec![None, None, None],
         }
     }
 
-    /// Starts kube-vip in lab node `index`, through that node's API proxy.
+    /// Starts kube-vip in lab node `index`, through that node's API proxy. In BGP mode it
+    /// peers with the lab router as our speakers do ([`crate::common::cluster::lab_peers`]):
+    /// node1 and node2 from AS 64500, node3 from the router's AS 64512.
     pub fn start(&mut self, cluster: &ClusterLab, index: usize) {
         let home = cluster
             .dir
@@ -227,13 +238,25 @@ impl KubeVip {
             .join(format!("kube-vip-{}", NODES[index].name()));
         let home = peers::kube_vip_home(&home, cluster.kubeconfig(index)).unwrap();
         let binary = peers::binary("kube-vip").unwrap();
-        let mut args = vec![
-            format!("HOME={}", home.display()),
-            binary.display().to_string(),
-        ];
-        args.extend(peers::kube_vip_args(&cluster.names[index], "eth0"));
+        let node = &cluster.names[index];
+        let mut args = vec![format!("HOME={}", home.display())];
+        let flags = match self.mode {
+            KubeVipMode::Arp => peers::kube_vip_args(node, "eth0"),
+            KubeVipMode::Bgp => {
+                args.push(peers::kube_vip_bgp_peers("192.168.250.1:64512"));
+                let local_as = if index == 2 { 64512 } else { 64500 };
+                let router_id = Lab::address(NODES[index]).0;
+                peers::kube_vip_bgp_args(node, router_id, local_as)
+            }
+        };
+        args.push(binary.display().to_string());
+        args.extend(flags);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         self.daemons[index] = Some(cluster.lab.spawn(NODES[index], "env", &args).unwrap());
+    }
+
+    pub fn mode(&self) -> KubeVipMode {
+        self.mode
     }
 
     pub fn start_all(&mut self, cluster: &ClusterLab) {

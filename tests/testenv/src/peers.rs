@@ -239,6 +239,47 @@ pub fn kube_vip_args(node: &str, interface: &str) -> Vec<String> {
     .to_vec()
 }
 
+/// kube-vip's arguments on `node` in BGP mode: services mode without an election (every node
+/// announces every Service of class [`KUBE_VIP_CLASS`], as MetalLB's BGP mode does), from AS
+/// `local_as` with router ID `router_id`, at the lab router's timers (3 s keepalive, 9 s
+/// hold). The addresses go on `lo`, as kube-vip's BGP guide puts them. Without an election
+/// kube-vip announces a Service only once it has endpoints, read from EndpointSlices (the lab
+/// has no controller writing the older Endpoints). The peer is in the environment:
+/// [`kube_vip_bgp_peers`].
+pub fn kube_vip_bgp_args(node: &str, router_id: Ipv4Addr, local_as: u32) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "manager",
+        "--services",
+        "--bgp",
+        "--interface",
+        "lo",
+        "--nodeName",
+        node,
+        "--namespace",
+        "kube-system",
+        "--lbClassOnly",
+        "--enableEndpointSlices",
+        "--bgpHoldTimer",
+        "9",
+        "--bgpKeepAliveInterval",
+        "3",
+    ]
+    .map(String::from)
+    .to_vec();
+    args.extend([
+        format!("--bgpRouterID={router_id}"),
+        format!("--localAS={local_as}"),
+    ]);
+    args
+}
+
+/// The environment entry naming kube-vip's BGP peer `peer` (`ADDRESS:AS`): its `manager`
+/// reads peers from `bgp_peers` only (`--bgppeers` is for its manifest generator).
+pub fn kube_vip_bgp_peers(peer: &str) -> String {
+    // address:as:password:multihop
+    format!("bgp_peers={peer}::false")
+}
+
 /// A home directory under `dir` whose `.kube/config` is `kubeconfig`, for kube-vip's `HOME`.
 pub fn kube_vip_home(dir: &Path, kubeconfig: &Path) -> Result<PathBuf> {
     let kube = dir.join(".kube");
