@@ -3,13 +3,19 @@
 //! MetalLB's Go client exports some counters without the `_total` suffix
 //! (`metallb_layer2_requests_received`, `metallb_bfd_session_up_events`); OpenMetrics requires
 //! it on counters, so those keep MetalLB's exact name as gauges that only grow. Driver figures
-//! are read from the drivers' status at every [`Metrics::refresh`].
+//! are read from the drivers' status at every [`Metrics::refresh`]. `metallb_speaker_announced`
+//! is read from the current plan at each scrape rather than kept as a family of its own: with
+//! 10,000 Services its labels would be a second copy of the plan.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
+use std::fmt;
 use std::net::IpAddr;
+use std::sync::{Arc, PoisonError};
 
-use metallb_plan::{DrainTrigger, Plan, Reason, ServicePlan};
-use prometheus_client::encoding::EncodeLabelSet;
+use metallb_plan::{DrainTrigger, Plan, Reason, ServiceKey, ServicePlan};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet};
+use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -17,20 +23,8 @@ use prometheus_client::registry::Registry;
 
 use crate::bfd::BfdPeerStatus;
 use crate::bgp::PeerStatus;
+use crate::control::PlanSlot;
 use crate::l2::L2Status;
-
-/// `metallb_speaker_announced`'s labels.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
-pub struct Announced {
-    /// `namespace/name` of the Service.
-    pub service: String,
-    /// `layer2` or `bgp`.
-    pub protocol: String,
-    /// This node.
-    pub node: String,
-    /// The announced IP.
-    pub ip: String,
-}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PeerLabel {
@@ -90,8 +84,7 @@ pub struct Metrics {
     /// eligible (never blackhole).
     pub kept_draining: Gauge,
     draining: Family<TriggerLabel, Gauge>,
-    announced: Family<Announced, Gauge>,
-    shown: BTreeSet<Announced>,
+    announced: AnnouncedSeries,
     bgp_session_up: Family<PeerLabel, Gauge>,
     bgp_updates: Family<PeerLabel, Counter>,
     bgp_prefixes: Family<PeerLabel, Gauge>,
@@ -153,11 +146,7 @@ impl Metrics {
             "Services this draining node keeps announcing because no other node is eligible",
             self.kept_draining.clone(),
         );
-        r.register(
-            "speaker_announced",
-            "1 while this node announces the service IP with the protocol",
-            self.announced.clone(),
-        );
+        r.register_collector(Box::new(self.announced.clone()));
         r.register(
             "bgp_session_up",
             "1 while the BGP session is established",
@@ -205,17 +194,14 @@ impl Metrics {
         );
     }
 
-    /// `metallb_speaker_announced` from `plan`: a series per (service, protocol, IP) this
-    /// node announces; series of withdrawn ones are removed.
-    pub fn announced(&mut self, plan: &Plan) {
-        let now = announcements(plan);
-        for gone in self.shown.difference(&now) {
-            self.announced.remove(gone);
-        }
-        for series in &now {
-            self.announced.get_or_create(series).set(1);
-        }
-        self.shown = now;
+    /// `metallb_speaker_announced` from `plan` on: a series per (service, protocol, IP) this
+    /// node announces in it.
+    pub fn announced(&self, plan: Arc<Plan>) {
+        *self
+            .announced
+            .0
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Some(plan);
     }
 
     /// `metallb_speaker_draining`: 1 for `trigger`, 0 for every other.
@@ -286,36 +272,132 @@ impl Metrics {
     }
 }
 
-/// What this node announces in `plan`, as `metallb_speaker_announced` series.
-pub fn announcements(plan: &Plan) -> BTreeSet<Announced> {
+/// `metallb_speaker_announced`, encoded from the plan it holds at each scrape.
+#[derive(Clone, Debug, Default)]
+struct AnnouncedSeries(PlanSlot);
+
+impl Collector for AnnouncedSeries {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
+        let plan = self
+            .0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let Some(plan) = plan.filter(|p| announcements(p).next().is_some()) else {
+            // No series, no family: as a family of gauges with none.
+            return Ok(());
+        };
+        let mut metric = encoder.encode_descriptor(
+            "speaker_announced",
+            "1 while this node announces the service IP with the protocol",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (key, protocol, ip) in announcements(&plan) {
+            let service = format!("{}/{}", key.namespace, key.name);
+            let ip = ip.to_string();
+            let labels = [
+                ("service", service.as_str()),
+                ("protocol", protocol),
+                ("node", plan.node.as_str()),
+                ("ip", ip.as_str()),
+            ];
+            metric.encode_family(&labels)?.encode_gauge(&1_i64)?;
+        }
+        Ok(())
+    }
+}
+
+/// What this node announces in `plan`: each service with `layer2` or `bgp` and each of its
+/// IPs, in the order of the plan's services.
+pub fn announcements(plan: &Plan) -> impl Iterator<Item = (&ServiceKey, &'static str, &IpAddr)> {
     let announces =
         |reason: &Reason| matches!(reason, Reason::Announce | Reason::AnnounceDraining { .. });
-    let mut out = BTreeSet::new();
-    for (key, service) in &plan.services {
-        let ServicePlan::Planned(planned) = service else {
-            continue;
+    plan.services.iter().flat_map(move |(key, service)| {
+        let (l2, bgp, ips) = match service {
+            ServicePlan::Planned(planned) => (
+                planned
+                    .layer2
+                    .as_ref()
+                    .is_some_and(|l2| announces(&l2.reason)),
+                planned
+                    .bgp
+                    .as_ref()
+                    .is_some_and(|bgp| bgp.peers.values().any(|p| announces(&p.reason))),
+                Some(&planned.ips),
+            ),
+            _ => (false, false, None),
         };
-        let l2 = planned
-            .layer2
-            .as_ref()
-            .is_some_and(|l2| announces(&l2.reason));
-        let bgp = planned
-            .bgp
-            .as_ref()
-            .is_some_and(|bgp| bgp.peers.values().any(|p| announces(&p.reason)));
-        for (protocol, on) in [("layer2", l2), ("bgp", bgp)] {
-            if !on {
-                continue;
-            }
-            for ip in &planned.ips {
-                out.insert(Announced {
-                    service: format!("{}/{}", key.namespace, key.name),
-                    protocol: protocol.to_owned(),
-                    node: plan.node.clone(),
-                    ip: ip.to_string(),
-                });
-            }
-        }
+        [("layer2", l2), ("bgp", bgp)]
+            .into_iter()
+            .filter(|(_, on)| *on)
+            .flat_map(move |(protocol, _)| {
+                ips.into_iter().flatten().map(move |ip| (key, protocol, ip))
+            })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use metallb_plan::{AllowedInterfaces, Layer2Plan, Planned};
+
+    use super::*;
+
+    fn layer2(reason: Reason, ips: &[&str]) -> ServicePlan {
+        ServicePlan::Planned(Planned {
+            ips: ips.iter().map(|ip| ip.parse().unwrap()).collect(),
+            pool: "pool".into(),
+            layer2: Some(Layer2Plan {
+                reason,
+                owner: None,
+                candidates: 2,
+                interfaces: AllowedInterfaces::All,
+            }),
+            bgp: None,
+        })
     }
-    out
+
+    fn scrape(metrics: &Metrics) -> String {
+        let mut registry = Registry::default();
+        metrics.register(&mut registry);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        text
+    }
+
+    #[test]
+    fn announced_series_are_those_of_the_latest_plan() {
+        let metrics = Metrics::default();
+        assert!(!scrape(&metrics).contains("speaker_announced"));
+        let mut plan = Plan {
+            node: "node1".into(),
+            draining: None,
+            layer2: BTreeMap::new(),
+            peers: BTreeMap::new(),
+            services: BTreeMap::new(),
+        };
+        let web = ServiceKey::new("default", "web");
+        let other = ServiceKey::new("default", "other");
+        let lost = Reason::NotTheWinner {
+            winner: "node2".into(),
+        };
+        plan.services
+            .insert(web, layer2(Reason::Announce, &["192.0.2.1", "2001:db8::1"]));
+        plan.services.insert(other, layer2(lost, &["192.0.2.2"]));
+        metrics.announced(Arc::new(plan.clone()));
+
+        let text = scrape(&metrics);
+        for ip in ["192.0.2.1", "2001:db8::1"] {
+            let series = format!(
+                "metallb_speaker_announced{{service=\"default/web\",protocol=\"layer2\",\
+                 node=\"node1\",ip=\"{ip}\"}} 1"
+            );
+            assert!(text.contains(&series), "{series} missing from\n{text}");
+        }
+        assert!(!text.contains("default/other"), "{text}");
+
+        plan.services.clear();
+        metrics.announced(Arc::new(plan));
+        assert!(!scrape(&metrics).contains("speaker_announced"));
+    }
 }

@@ -44,7 +44,7 @@ use crate::engine::{Engine, HANDOVER};
 use crate::event::DriverEvent;
 use crate::excludel2;
 use crate::membership::{self, MAX_DATAGRAM, Membership};
-use crate::metrics::{Announced, Metrics, announcements};
+use crate::metrics::{Metrics, announcements};
 use crate::status::{self, StatusWriter};
 
 /// Changes closer together than this are planned once.
@@ -222,7 +222,7 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
                 metrics.refresh(&l2, &bgp, &bfd);
                 if let Some(plan) = &last.plan {
                     statuses.publish(status::Desired {
-                        services: last.statuses.clone(),
+                        plan: plan.clone(),
                         sessions: status::sessions(plan, &bgp, &bfd),
                     });
                 }
@@ -294,8 +294,6 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
 #[derive(Debug, Default)]
 struct Last {
     plan: Option<Arc<plan::Plan>>,
-    /// The status objects of the Services `plan` announces.
-    statuses: Arc<status::ServiceStatuses>,
     problems: Vec<(String, String)>,
     /// Where `nodeAssigned` goes; none only before the recorder starts.
     events: Option<EventRecorder>,
@@ -333,12 +331,11 @@ impl Last {
                         .map(|before| plan::handover(before, &planned))
                         .unwrap_or_default();
                     engine.apply_handing_over(engine_plan, &handed);
-                    metrics.announced(&planned);
                     self.drain_changed(&planned, metrics);
                     self.assigned(watches, &planned).await;
                     self.kept(watches, &planned, metrics).await;
-                    self.statuses = Arc::new(status::services(&planned));
                     let planned = Arc::new(planned);
+                    metrics.announced(planned.clone());
                     engine.publish(planned.clone());
                     self.plan = Some(planned);
                 }
@@ -414,16 +411,9 @@ impl Last {
     /// protocol. MetalLB repeats it at every announcement pass; once per change says the same.
     async fn assigned(&self, watches: &Watches, planned: &plan::Plan) {
         let Some(events) = &self.events else { return };
-        let pairs = |set: BTreeSet<Announced>| -> BTreeSet<(String, String)> {
-            set.into_iter().map(|a| (a.service, a.protocol)).collect()
-        };
-        let before = pairs(self.plan.as_deref().map(announcements).unwrap_or_default());
-        let now = pairs(announcements(planned));
-        for (service, protocol) in now.difference(&before) {
-            let Some((namespace, name)) = service.split_once('/') else {
-                continue;
-            };
-            let key = ObjectRef::new(name).within(namespace);
+        let before = self.plan.as_deref().map(announced).unwrap_or_default();
+        for (service, protocol) in announced(planned).difference(&before) {
+            let key = ObjectRef::new(&service.name).within(&service.namespace);
             let Some(object) = watches.services.get(&key) else {
                 continue;
             };
@@ -439,6 +429,13 @@ impl Last {
             events.record(notice, object.reference()).await;
         }
     }
+}
+
+/// The services `plan` announces, each with `layer2` and `bgp` as it does.
+fn announced(plan: &plan::Plan) -> BTreeSet<(&ServiceKey, &'static str)> {
+    announcements(plan)
+        .map(|(service, protocol, _)| (service, protocol))
+        .collect()
 }
 
 /// The services `plan` keeps announcing although the node drains, with the trigger.
