@@ -7,9 +7,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use metallb_api::status::ServiceL2StatusStatus;
-use metallb_plan::ServiceKey;
-use metallb_speaker::status::{Desired, ServiceStatuses, StatusWriter};
+use metallb_plan::{AllowedInterfaces, Layer2Plan, Plan, Planned, Reason, ServiceKey, ServicePlan};
+use metallb_speaker::status::{Desired, StatusWriter};
 use metallb_testenv::{ControlPlane, test_name, wait_for};
 
 /// A ServiceL2Status of `node` for the Service `service`, with no status yet.
@@ -53,18 +52,27 @@ async fn the_writer_keeps_one_object_per_service_and_deletes_what_it_no_longer_a
         Some("l2-first=;l2-old=;l2-other-node=;l2-second=;"),
         "a writer that has not been told what the node announces leaves every object alone"
     );
-    let status = ServiceL2StatusStatus {
-        node: Some("node-a".into()),
-        service_name: Some("web".into()),
-        service_namespace: Some(ns.clone()),
-        ..ServiceL2StatusStatus::default()
-    };
-    let services = ServiceStatuses {
-        layer2: BTreeMap::from([(ServiceKey::new(ns.clone(), "web"), status)]),
-        bgp: BTreeMap::new(),
+    // node-a announces `web` in layer 2.
+    let web = ServicePlan::Planned(Planned {
+        ips: vec!["192.0.2.1".parse().unwrap()],
+        pool: "pool".into(),
+        layer2: Some(Layer2Plan {
+            reason: Reason::Announce,
+            owner: Some("node-a".into()),
+            candidates: 1,
+            interfaces: AllowedInterfaces::All,
+        }),
+        bgp: None,
+    });
+    let plan = Plan {
+        node: "node-a".into(),
+        draining: None,
+        layer2: BTreeMap::new(),
+        peers: BTreeMap::new(),
+        services: BTreeMap::from([(ServiceKey::new(ns.clone(), "web"), web)]),
     };
     writer.publish(Desired {
-        services: Arc::new(services),
+        plan: Arc::new(plan),
         sessions: BTreeMap::new(),
     });
 

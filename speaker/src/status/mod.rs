@@ -3,7 +3,7 @@
 //! (generated names `l2-…`/`bgp-…`, labelled with the node and the Service, owned by the
 //! speaker pod so they go with it), plus our `BGPSessionState` per node and peer.
 //!
-//! The Services' part follows the plan alone and is computed when the plan changes; the
+//! The Services' part follows the plan alone and is computed from it as it is written; the
 //! sessions' part follows the drivers and is computed at every metrics refresh. [`writer`]
 //! writes them.
 
@@ -22,87 +22,70 @@ use crate::bgp::PeerStatus;
 
 pub use writer::{CALL_DEADLINE, StatusWriter};
 
-/// The status objects of the Services this node announces.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ServiceStatuses {
-    /// Services announced in layer 2, with the interfaces when restricted.
-    pub layer2: BTreeMap<ServiceKey, ServiceL2StatusStatus>,
-    /// Services announced over BGP, with their peers.
-    pub bgp: BTreeMap<ServiceKey, ServiceBGPStatusStatus>,
-}
-
 /// What this node's status objects should say.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Desired {
-    /// The Services' objects, shared with the plan's owner until the plan changes.
-    pub services: Arc<ServiceStatuses>,
+    /// The plan the Services' objects follow ([`layer2`], [`bgp`]), shared with its owner:
+    /// the statuses are computed as they are written, never kept beside the plan.
+    pub plan: Arc<Plan>,
     /// Sessions, by BGPPeer name.
     pub sessions: BTreeMap<String, BGPSessionStateStatus>,
 }
 
 impl PartialEq for Desired {
+    /// The owner replaces the plan's `Arc` only when the plan changes.
     fn eq(&self, other: &Self) -> bool {
-        (Arc::ptr_eq(&self.services, &other.services) || self.services == other.services)
-            && self.sessions == other.sessions
+        Arc::ptr_eq(&self.plan, &other.plan) && self.sessions == other.sessions
     }
 }
 
-/// The status objects of the Services `plan` announces.
-pub fn services(plan: &Plan) -> ServiceStatuses {
-    let mut out = ServiceStatuses::default();
-    let announces = |r: &Reason| matches!(r, Reason::Announce | Reason::AnnounceDraining { .. });
-    for (key, service) in &plan.services {
-        let ServicePlan::Planned(planned) = service else {
-            continue;
-        };
-        let base = |key: &ServiceKey| {
-            (
-                Some(plan.node.clone()),
-                Some(key.name.clone()),
-                Some(key.namespace.clone()),
-            )
-        };
-        if let Some(l2) = planned.layer2.as_ref().filter(|l2| announces(&l2.reason)) {
-            let (node, service_name, service_namespace) = base(key);
-            let interfaces = match &l2.interfaces {
-                AllowedInterfaces::All => None,
-                AllowedInterfaces::Only(names) => Some(
-                    names
-                        .iter()
-                        .map(|name| InterfaceInfo {
-                            name: Some(name.clone()),
-                        })
-                        .collect(),
-                ),
-            };
-            let status = ServiceL2StatusStatus {
-                node,
-                service_name,
-                service_namespace,
-                interfaces,
-            };
-            out.layer2.insert(key.clone(), status);
-        }
-        if let Some(plan_bgp) = &planned.bgp {
-            let peers: Vec<String> = plan_bgp
-                .peers
+fn announces(reason: &Reason) -> bool {
+    matches!(reason, Reason::Announce | Reason::AnnounceDraining { .. })
+}
+
+/// The `ServiceL2Status` of the Service `key` planned as `service` in `plan`, when this node
+/// announces it in layer 2.
+pub fn layer2(
+    plan: &Plan,
+    key: &ServiceKey,
+    service: &ServicePlan,
+) -> Option<ServiceL2StatusStatus> {
+    let l2 = service.layer2().filter(|l2| announces(&l2.reason))?;
+    let interfaces = match &l2.interfaces {
+        AllowedInterfaces::All => None,
+        AllowedInterfaces::Only(names) => Some(
+            names
                 .iter()
-                .filter(|(_, p)| announces(&p.reason))
-                .map(|(name, _)| name.clone())
-                .collect();
-            if !peers.is_empty() {
-                let (node, service_name, service_namespace) = base(key);
-                let status = ServiceBGPStatusStatus {
-                    node,
-                    service_name,
-                    service_namespace,
-                    peers: Some(peers),
-                };
-                out.bgp.insert(key.clone(), status);
-            }
-        }
-    }
-    out
+                .map(|name| InterfaceInfo {
+                    name: Some(name.clone()),
+                })
+                .collect(),
+        ),
+    };
+    Some(ServiceL2StatusStatus {
+        node: Some(plan.node.clone()),
+        service_name: Some(key.name.clone()),
+        service_namespace: Some(key.namespace.clone()),
+        interfaces,
+    })
+}
+
+/// The `ServiceBGPStatus` of the Service `key` planned as `service` in `plan`, when this node
+/// announces it to some peer.
+pub fn bgp(plan: &Plan, key: &ServiceKey, service: &ServicePlan) -> Option<ServiceBGPStatusStatus> {
+    let peers: Vec<String> = service
+        .bgp()?
+        .peers
+        .iter()
+        .filter(|(_, p)| announces(&p.reason))
+        .map(|(name, _)| name.clone())
+        .collect();
+    (!peers.is_empty()).then(|| ServiceBGPStatusStatus {
+        node: Some(plan.node.clone()),
+        service_name: Some(key.name.clone()),
+        service_namespace: Some(key.namespace.clone()),
+        peers: Some(peers),
+    })
 }
 
 /// The `BGPSessionState` of each session `plan` keeps, from the drivers' state.

@@ -19,7 +19,7 @@ use kube::{Api, Client, Resource};
 use metallb_api::status::{
     BGPSessionState, BGPSessionStateStatus, ServiceBGPStatus, ServiceL2Status,
 };
-use metallb_plan::ServiceKey;
+use metallb_plan::{Plan, ServiceKey, ServicePlan};
 use metallb_runtime::consts::{
     SPEAKER_FIELD_MANAGER, STATUS_NODE_LABEL, STATUS_SERVICE_NAME_LABEL,
     STATUS_SERVICE_NAMESPACE_LABEL,
@@ -30,7 +30,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
-use super::Desired;
+use super::{Desired, bgp as bgp_status, layer2 as layer2_status};
 
 /// The longest one API call may take.
 pub const CALL_DEADLINE: Duration = Duration::from_secs(5);
@@ -87,6 +87,9 @@ fn fingerprint<S: Serialize>(status: &S) -> u64 {
         .hash(&mut hasher);
     hasher.finish()
 }
+
+/// The status of a Service's object, if the plan gives the Service one on this node.
+type StatusOf<S> = fn(&Plan, &ServiceKey, &ServicePlan) -> Option<S>;
 
 /// An object that exists: its name and the fingerprint of the status last written (none
 /// while it has none).
@@ -288,7 +291,7 @@ impl Task {
             status: None,
         };
         let result = self
-            .sync_kind(&l2, "l2-", new, &want.services.layer2, &mut layer2)
+            .sync_kind(&l2, "l2-", new, (&want.plan, layer2_status), &mut layer2)
             .await;
         self.written.layer2 = layer2;
         result?;
@@ -299,32 +302,37 @@ impl Task {
             status: None,
         };
         let result = self
-            .sync_kind(&bgp, "bgp-", new, &want.services.bgp, &mut services)
+            .sync_kind(&bgp, "bgp-", new, (&want.plan, bgp_status), &mut services)
             .await;
         self.written.bgp = services;
         result?;
         self.sync_sessions(&want.sessions).await
     }
 
-    /// Brings one kind's objects from `written` to `want`; `new` makes an object with the
-    /// given metadata, named `prefix` and a generated suffix.
+    /// Brings one kind's objects from `written` to what `want` gives the plan's Services;
+    /// `new` makes an object with the given metadata, named `prefix` and a generated suffix.
     async fn sync_kind<K, S>(
         &self,
         api: &Api<K>,
         prefix: &str,
         new: impl Fn(ObjectMeta) -> K,
-        want: &BTreeMap<ServiceKey, S>,
+        want: (&Plan, StatusOf<S>),
         written: &mut BTreeMap<ServiceKey, Existing>,
     ) -> Result<(), CallError>
     where
         K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
         S: Serialize,
     {
+        let (plan, status_of) = want;
+        let wanted = |key: &ServiceKey| {
+            let service = plan.services.get(key)?;
+            status_of(plan, key, service)
+        };
         // Owned work lists: a stream of closures over borrowed items does not satisfy the
         // spawned task's lifetime bounds.
         let gone: Vec<(ServiceKey, String)> = written
             .iter()
-            .filter(|(key, _)| !want.contains_key(*key))
+            .filter(|(key, _)| wanted(key).is_none())
             .map(|(key, (name, _))| (key.clone(), name.clone()))
             .collect();
         let deletions: Vec<_> = stream::iter(gone)
@@ -339,19 +347,24 @@ impl Task {
         let deleted = first_error(deletions, |key| {
             written.remove(&key);
         });
-        let changed: Vec<(ServiceKey, u64, Option<String>)> = want
+        let changed: Vec<(ServiceKey, S, u64, Option<String>)> = plan
+            .services
             .iter()
-            .filter_map(|(key, status)| {
-                let print = fingerprint(status);
+            .filter_map(|(key, service)| {
+                let status = status_of(plan, key, service)?;
+                let print = fingerprint(&status);
                 match written.get(key) {
                     Some((_, Some(written))) if *written == print => None,
-                    existing => Some((key.clone(), print, existing.map(|(name, _)| name.clone()))),
+                    existing => {
+                        let name = existing.map(|(name, _)| name.clone());
+                        Some((key.clone(), status, print, name))
+                    }
                 }
             })
             .collect();
         let new = &new;
         let writes: Vec<_> = stream::iter(changed)
-            .map(|(key, print, name)| async move {
+            .map(|(key, status, print, name)| async move {
                 let name = match name {
                     Some(name) => name,
                     None => match self.create(api, prefix, new, &key).await {
@@ -364,7 +377,7 @@ impl Task {
                 {
                     return Err((key, Some(name), error));
                 }
-                match patch_status(api, &name, &want[&key]).await {
+                match patch_status(api, &name, &status).await {
                     Ok(()) => Ok((key, name, print)),
                     // Recorded without a status, so the next pass patches this object
                     // instead of creating a second one.
