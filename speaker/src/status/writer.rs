@@ -91,6 +91,49 @@ fn fingerprint<S: Serialize>(status: &S) -> u64 {
 /// The status of a Service's object, if the plan gives the Service one on this node.
 type StatusOf<S> = fn(&Plan, &ServiceKey, &ServicePlan) -> Option<S>;
 
+/// What one pass does to one kind's objects. Owned lists: a stream of closures over
+/// borrowed items does not satisfy the spawned task's lifetime bounds; and made before the
+/// first call, so that the pass does not keep its plan alive while it writes (a newer plan
+/// may have replaced it, and two plans of 10,000 Services weigh).
+struct Work<S> {
+    /// The objects of Services that get none now, with their names.
+    gone: Vec<(ServiceKey, String)>,
+    /// The statuses that differ from the ones written, with their fingerprints and the names
+    /// of the objects that exist.
+    changed: Vec<(ServiceKey, S, u64, Option<String>)>,
+}
+
+impl<S: Serialize> Work<S> {
+    /// The work that brings `written` to what `status_of` gives the Services of `plan`.
+    fn of(plan: &Plan, status_of: StatusOf<S>, written: &BTreeMap<ServiceKey, Existing>) -> Self {
+        let wanted = |key: &ServiceKey| {
+            let service = plan.services.get(key)?;
+            status_of(plan, key, service)
+        };
+        let gone = written
+            .iter()
+            .filter(|(key, _)| wanted(key).is_none())
+            .map(|(key, (name, _))| (key.clone(), name.clone()))
+            .collect();
+        let changed = plan
+            .services
+            .iter()
+            .filter_map(|(key, service)| {
+                let status = status_of(plan, key, service)?;
+                let print = fingerprint(&status);
+                match written.get(key) {
+                    Some((_, Some(written))) if *written == print => None,
+                    existing => {
+                        let name = existing.map(|(name, _)| name.clone());
+                        Some((key.clone(), status, print, name))
+                    }
+                }
+            })
+            .collect();
+        Work { gone, changed }
+    }
+}
+
 /// An object that exists: its name and the fingerprint of the status last written (none
 /// while it has none).
 type Existing = (String, Option<u64>);
@@ -218,7 +261,7 @@ impl Task {
                     self.adopt().await?;
                     adopted = true;
                 }
-                self.sync(&want).await
+                self.sync(want).await
             };
             match pass.await {
                 Ok(()) => {
@@ -280,7 +323,11 @@ impl Task {
         Ok(())
     }
 
-    async fn sync(&mut self, want: &Desired) -> Result<(), CallError> {
+    async fn sync(&mut self, want: Desired) -> Result<(), CallError> {
+        let Desired { plan, sessions } = want;
+        let layer2_work = Work::of(&plan, layer2_status, &self.written.layer2);
+        let bgp_work = Work::of(&plan, bgp_status, &self.written.bgp);
+        drop(plan);
         let ns = self.namespace.clone();
         let l2: Api<ServiceL2Status> = Api::namespaced(self.client.clone(), &ns);
         let bgp: Api<ServiceBGPStatus> = Api::namespaced(self.client.clone(), &ns);
@@ -291,7 +338,7 @@ impl Task {
             status: None,
         };
         let result = self
-            .sync_kind(&l2, "l2-", new, (&want.plan, layer2_status), &mut layer2)
+            .sync_kind(&l2, "l2-", new, layer2_work, &mut layer2)
             .await;
         self.written.layer2 = layer2;
         result?;
@@ -302,39 +349,28 @@ impl Task {
             status: None,
         };
         let result = self
-            .sync_kind(&bgp, "bgp-", new, (&want.plan, bgp_status), &mut services)
+            .sync_kind(&bgp, "bgp-", new, bgp_work, &mut services)
             .await;
         self.written.bgp = services;
         result?;
-        self.sync_sessions(&want.sessions).await
+        self.sync_sessions(&sessions).await
     }
 
-    /// Brings one kind's objects from `written` to what `want` gives the plan's Services;
-    /// `new` makes an object with the given metadata, named `prefix` and a generated suffix.
+    /// Does one kind's `work`, keeping `written` up to date; `new` makes an object with the
+    /// given metadata, named `prefix` and a generated suffix.
     async fn sync_kind<K, S>(
         &self,
         api: &Api<K>,
         prefix: &str,
         new: impl Fn(ObjectMeta) -> K,
-        want: (&Plan, StatusOf<S>),
+        work: Work<S>,
         written: &mut BTreeMap<ServiceKey, Existing>,
     ) -> Result<(), CallError>
     where
         K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
         S: Serialize,
     {
-        let (plan, status_of) = want;
-        let wanted = |key: &ServiceKey| {
-            let service = plan.services.get(key)?;
-            status_of(plan, key, service)
-        };
-        // Owned work lists: a stream of closures over borrowed items does not satisfy the
-        // spawned task's lifetime bounds.
-        let gone: Vec<(ServiceKey, String)> = written
-            .iter()
-            .filter(|(key, _)| wanted(key).is_none())
-            .map(|(key, (name, _))| (key.clone(), name.clone()))
-            .collect();
+        let Work { gone, changed } = work;
         let deletions: Vec<_> = stream::iter(gone)
             .map(|(key, name)| async move {
                 delete(api, &name).await?;
@@ -347,21 +383,6 @@ impl Task {
         let deleted = first_error(deletions, |key| {
             written.remove(&key);
         });
-        let changed: Vec<(ServiceKey, S, u64, Option<String>)> = plan
-            .services
-            .iter()
-            .filter_map(|(key, service)| {
-                let status = status_of(plan, key, service)?;
-                let print = fingerprint(&status);
-                match written.get(key) {
-                    Some((_, Some(written))) if *written == print => None,
-                    existing => {
-                        let name = existing.map(|(name, _)| name.clone());
-                        Some((key.clone(), status, print, name))
-                    }
-                }
-            })
-            .collect();
         let new = &new;
         let writes: Vec<_> = stream::iter(changed)
             .map(|(key, status, print, name)| async move {
