@@ -75,6 +75,8 @@ use peers::{HostProcess, KubeVip, KubeVipMode, MetalLb, free_port, service};
 /// The address every event watches.
 const VIP: Ipv4Addr = Ipv4Addr::new(192, 168, 250, 201);
 const LATENCY_SERVICES: usize = 100;
+/// How long the client probes each new Service's address, in seconds.
+const PROBE: u32 = 2;
 /// How long the link stays cut and the API server away.
 const LINK_CUT: Duration = Duration::from_secs(12);
 const API_CUT: Duration = Duration::from_secs(15);
@@ -407,27 +409,32 @@ fn events(stack: &mut Stack) -> Events {
 
 /// New Service -> ARP answer at the client and -> route at FRR, each empty where the stack
 /// does not answer that way, over [`LATENCY_SERVICES`] Services, each with its own address.
+/// The client asks every 10 ms ([`common::probe::Probe`]; `arping` would ask again only a
+/// second after an unanswered request) and FRR's table is read as fast as vtysh answers.
 fn latencies(stack: &Stack) -> (Vec<Duration>, Vec<Duration>) {
     let (arp_mode, bgp) = (stack.answers_arp(), stack.announces_routes());
     let (mut to_arp, mut to_route) = (Vec::new(), Vec::new());
     for i in 0..LATENCY_SERVICES {
         let ip = Ipv4Addr::new(172, 20, 0, (i + 1) as u8);
         let yaml = stack.service(&format!("svc-{i}"), ip);
-        let started = Instant::now();
+        let probe = arp_mode.then(|| common::probe::Probe::start(&stack.cluster, ip, PROBE));
+        // The probe's clock starts when it is ready, just before this one.
+        let probing = Instant::now();
+        let applied = probing.elapsed().as_secs_f64();
         stack.apply(&yaml);
         let prefix = format!("{ip}/32");
-        let (mut arp, mut route) = (None, None);
-        let _ = wait_for(Duration::from_secs(15), Duration::from_millis(5), || {
-            if arp_mode && arp.is_none() && stack.cluster.arp_owner(ip).is_some() {
-                arp = Some(started.elapsed());
-            }
-            if bgp && route.is_none() && stack.cluster.lab.bgp_route(&prefix).unwrap().is_some() {
-                route = Some(started.elapsed());
-            }
-            ((arp.is_some() || !arp_mode) && (route.is_some() || !bgp)).then_some(())
-        });
-        to_arp.extend(arp);
-        to_route.extend(route);
+        if bgp {
+            let routed = wait_for(Duration::from_secs(15), Duration::from_millis(5), || {
+                let route = stack.cluster.lab.bgp_route(&prefix).unwrap();
+                route.map(|_| probing.elapsed().as_secs_f64() - applied)
+            });
+            to_route.extend(routed.map(Duration::from_secs_f64));
+        }
+        if let Some(probe) = probe {
+            let replies = probe.replies(&stack.cluster);
+            let first = replies.iter().map(|(at, _)| *at).find(|at| *at >= applied);
+            to_arp.extend(first.map(|at| Duration::from_secs_f64(at - applied)));
+        }
     }
     (to_arp, to_route)
 }
