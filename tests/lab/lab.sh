@@ -74,6 +74,8 @@ ensure_pkgs() {
   command -v tcpdump >/dev/null || miss+=(tcpdump)
   command -v python3 >/dev/null || miss+=(python3)
   command -v arping >/dev/null || miss+=(iputils-arping)
+  # Not the labs': the speaker's allocator (jemalloc) builds with make.
+  command -v make >/dev/null || miss+=(make)
   if ((${#miss[@]})); then
     command -v apt-get >/dev/null || die "missing ${miss[*]}, and no apt-get to install it"
     mkdir -p "$ROOT"
