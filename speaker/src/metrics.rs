@@ -12,7 +12,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::sync::{Arc, PoisonError};
 
-use metallb_plan::{DrainTrigger, Plan, Reason, ServiceKey, ServicePlan};
+use metallb_plan::{DrainTrigger, Plan, ServiceKey, ServicePlan};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet};
 use prometheus_client::metrics::MetricType;
@@ -311,19 +311,17 @@ impl Collector for AnnouncedSeries {
 /// What this node announces in `plan`: each service with `layer2` or `bgp` and each of its
 /// IPs, in the order of the plan's services.
 pub fn announcements(plan: &Plan) -> impl Iterator<Item = (&ServiceKey, &'static str, &IpAddr)> {
-    let announces =
-        |reason: &Reason| matches!(reason, Reason::Announce | Reason::AnnounceDraining { .. });
-    plan.services.iter().flat_map(move |(key, service)| {
+    plan.services.iter().flat_map(|(key, service)| {
         let (l2, bgp, ips) = match service {
             ServicePlan::Planned(planned) => (
                 planned
                     .layer2
                     .as_ref()
-                    .is_some_and(|l2| announces(&l2.reason)),
+                    .is_some_and(|l2| l2.reason.announces()),
                 planned
                     .bgp
                     .as_ref()
-                    .is_some_and(|bgp| bgp.peers.values().any(|p| announces(&p.reason))),
+                    .is_some_and(|bgp| bgp.peers.values().any(|p| p.reason.announces())),
                 Some(&planned.ips),
             ),
             _ => (false, false, None),
@@ -339,7 +337,7 @@ pub fn announcements(plan: &Plan) -> impl Iterator<Item = (&ServiceKey, &'static
 
 #[cfg(test)]
 mod tests {
-    use metallb_plan::{AllowedInterfaces, Layer2Plan, Planned};
+    use metallb_plan::{AllowedInterfaces, Layer2Plan, Planned, Reason};
 
     use super::*;
 

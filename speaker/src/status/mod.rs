@@ -15,7 +15,7 @@ use std::sync::Arc;
 use metallb_api::status::{
     BGPSessionStateStatus, InterfaceInfo, ServiceBGPStatusStatus, ServiceL2StatusStatus,
 };
-use metallb_plan::{AllowedInterfaces, Plan, Reason, ServiceKey, ServicePlan};
+use metallb_plan::{AllowedInterfaces, Plan, ServiceKey, ServicePlan};
 
 use crate::bfd::BfdPeerStatus;
 use crate::bgp::PeerStatus;
@@ -39,10 +39,6 @@ impl PartialEq for Desired {
     }
 }
 
-fn announces(reason: &Reason) -> bool {
-    matches!(reason, Reason::Announce | Reason::AnnounceDraining { .. })
-}
-
 /// The `ServiceL2Status` of the Service `key` planned as `service` in `plan`, when this node
 /// announces it in layer 2.
 pub fn layer2(
@@ -50,7 +46,7 @@ pub fn layer2(
     key: &ServiceKey,
     service: &ServicePlan,
 ) -> Option<ServiceL2StatusStatus> {
-    let l2 = service.layer2().filter(|l2| announces(&l2.reason))?;
+    let l2 = service.layer2().filter(|l2| l2.reason.announces())?;
     let interfaces = match &l2.interfaces {
         AllowedInterfaces::All => None,
         AllowedInterfaces::Only(names) => Some(
@@ -77,7 +73,7 @@ pub fn bgp(plan: &Plan, key: &ServiceKey, service: &ServicePlan) -> Option<Servi
         .bgp()?
         .peers
         .iter()
-        .filter(|(_, p)| announces(&p.reason))
+        .filter(|(_, p)| p.reason.announces())
         .map(|(name, _)| name.clone())
         .collect();
     (!peers.is_empty()).then(|| ServiceBGPStatusStatus {
