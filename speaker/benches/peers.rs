@@ -100,6 +100,15 @@ impl System {
         }
     }
 
+    /// The annotation a Service names its address by for this system, and the
+    /// `loadBalancerClass` it needs.
+    fn asks_for(self) -> (&'static str, Option<&'static str>) {
+        match self {
+            System::KubeVip => ("kube-vip.io/loadbalancerIPs", Some(KUBE_VIP_CLASS)),
+            _ => ("metallb.io/loadBalancerIPs", None),
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             System::Ours => "ours",
@@ -199,9 +208,8 @@ impl Stack {
             if stack.answers_arp() {
                 stack.cluster.arp_owner(VIP).map(drop)
             } else {
-                let route = stack.cluster.lab.bgp_route(&format!("{VIP}/32")).unwrap();
-                let paths = route.map_or(0, |r| r["paths"].as_array().map_or(0, Vec::len));
-                (paths == NODES.len()).then_some(())
+                let sources = stack.cluster.route_sources(&format!("{VIP}/32"));
+                (sources.len() == NODES.len()).then_some(())
             }
         });
         assert!(
@@ -236,20 +244,9 @@ impl Stack {
 
     /// A LoadBalancer Service `name` asking for `ip` the way this system reads it.
     fn service(&self, name: &str, ip: Ipv4Addr) -> String {
-        match self.system {
-            System::KubeVip => service(
-                "default",
-                name,
-                &format!("kube-vip.io/loadbalancerIPs: {ip}"),
-                &format!("  loadBalancerClass: {KUBE_VIP_CLASS}\n"),
-            ),
-            _ => service(
-                "default",
-                name,
-                &format!("metallb.io/loadBalancerIPs: {ip}"),
-                "",
-            ),
-        }
+        let (annotation, class) = self.system.asks_for();
+        let class = class.map_or(String::new(), |c| format!("  loadBalancerClass: {c}\n"));
+        service("default", name, &format!("{annotation}: {ip}"), &class)
     }
 
     /// Starts node `index`'s speaker (kube-vip: its kube-vip).
@@ -419,21 +416,19 @@ fn latencies(stack: &Stack) -> (Vec<Duration>, Vec<Duration>) {
         let yaml = stack.service(&format!("svc-{i}"), ip);
         let probe = arp_mode.then(|| common::probe::Probe::start(&stack.cluster, ip, PROBE));
         // The probe's clock starts when it is ready, just before this one.
-        let probing = Instant::now();
-        let applied = probing.elapsed().as_secs_f64();
+        let applied = Instant::now();
         stack.apply(&yaml);
         let prefix = format!("{ip}/32");
         if bgp {
             let routed = wait_for(Duration::from_secs(15), Duration::from_millis(5), || {
                 let route = stack.cluster.lab.bgp_route(&prefix).unwrap();
-                route.map(|_| probing.elapsed().as_secs_f64() - applied)
+                route.map(|_| applied.elapsed())
             });
-            to_route.extend(routed.map(Duration::from_secs_f64));
+            to_route.extend(routed);
         }
         if let Some(probe) = probe {
-            let replies = probe.replies(&stack.cluster);
-            let first = replies.iter().map(|(at, _)| *at).find(|at| *at >= applied);
-            to_arp.extend(first.map(|at| Duration::from_secs_f64(at - applied)));
+            let first = probe.replies(&stack.cluster).first().map(|(at, _)| *at);
+            to_arp.extend(first.map(Duration::from_secs_f64));
         }
     }
     (to_arp, to_route)

@@ -16,7 +16,6 @@ use metallb_testenv::lab::Lab;
 use crate::common::cluster::NODES;
 use crate::common::wait_for;
 use crate::{Memory, Stack, System, memory};
-use metallb_testenv::peers::KUBE_VIP_CLASS;
 
 /// How many Services the full run creates.
 pub const MANY: usize = 10_000;
@@ -46,12 +45,11 @@ fn objects(system: System, i: usize) -> (Service, EndpointSlice) {
     // So many Services would exhaust the NodePort range; no system needs one.
     let mut spec = serde_json::json!({"type": "LoadBalancer",
         "allocateLoadBalancerNodePorts": false, "ports": [{"port": 80}]});
-    let annotations = if system == System::KubeVip {
-        spec["loadBalancerClass"] = KUBE_VIP_CLASS.into();
-        serde_json::json!({"kube-vip.io/loadbalancerIPs": address})
-    } else {
-        serde_json::json!({"metallb.io/loadBalancerIPs": address})
-    };
+    let (annotation, class) = system.asks_for();
+    if let Some(class) = class {
+        spec["loadBalancerClass"] = class.into();
+    }
+    let annotations = serde_json::json!({ annotation: address });
     let service = serde_json::json!({
         "apiVersion": "v1", "kind": "Service",
         "metadata": {"name": name, "namespace": "default", "annotations": annotations},
