@@ -132,7 +132,21 @@ fn pool(name: &str, addresses: &[&str]) -> Value {
     )
 }
 
+/// Applies `object` and expects `webhook` to refuse it with `phrase`. The webhook reads a
+/// watched cache (DESIGN.md 5), so a conflict with an object applied just before shows once
+/// the watch has delivered that object: server-side dry runs, which change nothing, wait for it.
 fn refused(cp: &ControlPlane, object: &Value, webhook: &str, phrase: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while cp
+        .kubectl_with_input(
+            ["apply", "--dry-run=server", "-f", "-"],
+            &object.to_string(),
+        )
+        .is_ok()
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let err = apply(cp, object).expect_err("the webhook must refuse it");
     let expected = format!("admission webhook \"{webhook}\" denied the request: ");
     assert!(
