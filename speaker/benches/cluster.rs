@@ -19,7 +19,7 @@ use std::net::Ipv4Addr;
 use std::process::Stdio;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::cluster::{ClusterLab, NODES, api_requests, lab_peers, memory_kib};
+use common::cluster::{ClusterLab, NODES, api_requests, create, lab_peers, memory_kib};
 use common::wait_for;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -269,11 +269,8 @@ fn main() {
                     (services.clone(), slices.clone(), namespace.clone());
                 async move {
                     let (service, slice) = service(&namespace, i);
-                    slices.create(&PostParams::default(), &slice).await.unwrap();
-                    services
-                        .create(&PostParams::default(), &service)
-                        .await
-                        .unwrap();
+                    create(&slices, &slice).await;
+                    create(&services, &service).await;
                 }
             })
             .await;

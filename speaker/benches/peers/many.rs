@@ -9,11 +9,10 @@ use std::time::{Duration, Instant};
 use futures::stream::{self, StreamExt};
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use kube::api::PostParams;
-use kube::{Api, Resource};
+use kube::Api;
 use metallb_testenv::lab::Lab;
 
-use crate::common::cluster::NODES;
+use crate::common::cluster::{NODES, create};
 use crate::common::wait_for;
 use crate::{Memory, Stack, System, memory};
 
@@ -21,8 +20,6 @@ use crate::{Memory, Stack, System, memory};
 pub const MANY: usize = 10_000;
 /// How long the routes may take, at most.
 const WITHIN: Duration = Duration::from_secs(900);
-/// How many times one Service or EndpointSlice is asked for before the run gives up.
-const CREATE_ATTEMPTS: u32 = 10;
 
 /// What creating the Services showed.
 pub struct Many {
@@ -68,26 +65,6 @@ fn objects(system: System, i: usize) -> (Service, EndpointSlice) {
         serde_json::from_value(service).unwrap(),
         serde_json::from_value(slice).unwrap(),
     )
-}
-
-/// Creates `object`, asking again while the API server, loaded by the system under test,
-/// fails or times out (a run lost a call to a connection timeout while MetalLB's speakers
-/// loaded it). A conflict means an earlier attempt got through.
-async fn create<K>(api: &Api<K>, object: &K)
-where
-    K: Resource + Clone + serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    for attempt in 1.. {
-        match api.create(&PostParams::default(), object).await {
-            Ok(_) => return,
-            Err(kube::Error::Api(status)) if status.code == 409 => return,
-            Err(error) if attempt < CREATE_ATTEMPTS => {
-                eprintln!("peers bench: create failed ({error}); asking again");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-            Err(error) => panic!("cannot create {:?}: {error}", object.meta().name),
-        }
-    }
 }
 
 /// The fewest IPv4 prefixes FRR holds from any lab node.

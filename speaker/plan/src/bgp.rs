@@ -132,7 +132,8 @@ pub(crate) fn settle<'k>(
         }
     }
     let conflict = |peer: &str, prefix: &IpNet| local_prefs[&(peer, *prefix)].len() > 1;
-    drafts
+    let mut sent: BTreeMap<&str, Vec<(IpNet, RouteAttributes)>> = BTreeMap::new();
+    let plans = drafts
         .iter()
         .map(|(key, draft)| {
             let peer_plans = draft
@@ -154,22 +155,41 @@ pub(crate) fn settle<'k>(
                                 .collect(),
                         },
                     };
-                    if let Some(session) = peers.get_mut(*peer) {
-                        for (prefix, attributes) in &plan.routes {
-                            let route = session.routes.entry(*prefix).or_default();
-                            route.local_pref = attributes.local_pref;
-                            route.communities.extend(&attributes.communities);
-                            route
-                                .large_communities
-                                .extend(&attributes.large_communities);
-                        }
+                    if peers.contains_key(*peer) {
+                        let routes = plan.routes.iter().map(|(p, a)| (*p, a.clone()));
+                        sent.entry(peer).or_default().extend(routes);
                     }
                     (peer.to_string(), plan)
                 })
                 .collect();
             (*key, BgpPlan { peers: peer_plans })
         })
-        .collect()
+        .collect();
+    for (peer, routes) in sent {
+        if let Some(session) = peers.get_mut(peer) {
+            session.routes = merged(routes);
+        }
+    }
+    plans
+}
+
+/// One route per prefix of `routes` (in the order the services sent them): the last
+/// LOCAL_PREF, the union of the communities. Collected from sorted entries, so the map's
+/// nodes are full.
+fn merged(mut routes: Vec<(IpNet, RouteAttributes)>) -> BTreeMap<IpNet, RouteAttributes> {
+    // Stable: the routes of one prefix stay in the services' order.
+    routes.sort_by_key(|(prefix, _)| *prefix);
+    let mut out: Vec<(IpNet, RouteAttributes)> = Vec::with_capacity(routes.len());
+    for (prefix, attributes) in routes {
+        if let Some((_, route)) = out.last_mut().filter(|(last, _)| *last == prefix) {
+            route.local_pref = attributes.local_pref;
+            route.communities.extend(attributes.communities);
+            route.large_communities.extend(attributes.large_communities);
+        } else {
+            out.push((prefix, attributes));
+        }
+    }
+    out.into_iter().collect()
 }
 
 /// The route of a prefix that several advertisements send, LOCAL_PREF already agreed on.

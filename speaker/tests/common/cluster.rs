@@ -9,11 +9,15 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use kube::{Api, Resource};
 use metallb_plan as plan;
 use metallb_testenv::lab::{Daemon, Host, Lab, LabOptions};
 use metallb_testenv::{ControlPlane, FreezableProxy};
 
 use super::{SPEAKER, wait_for};
+
+/// How many times one object is asked for before a run gives up.
+const CREATE_ATTEMPTS: u32 = 10;
 
 /// The lab's three nodes.
 pub const NODES: [Host; 3] = [Host::Node(1), Host::Node(2), Host::Node(3)];
@@ -449,4 +453,24 @@ pub fn api_requests(cp: &ControlPlane) -> f64 {
         .filter(|l| l.starts_with("apiserver_request_total{"))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
+}
+
+/// Creates `object`, asking again while the API server, loaded by the system under test,
+/// fails or times out (a run lost a call to a connection timeout while MetalLB's speakers
+/// loaded it). A conflict means an earlier attempt got through.
+pub async fn create<K>(api: &Api<K>, object: &K)
+where
+    K: Resource + Clone + serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    for attempt in 1.. {
+        match api.create(&kube::api::PostParams::default(), object).await {
+            Ok(_) => return,
+            Err(kube::Error::Api(status)) if status.code == 409 => return,
+            Err(error) if attempt < CREATE_ATTEMPTS => {
+                eprintln!("create failed ({error}); asking again");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(error) => panic!("cannot create {:?}: {error}", object.meta().name),
+        }
+    }
 }
