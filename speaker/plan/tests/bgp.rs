@@ -330,6 +330,50 @@ fn services_aggregated_into_one_prefix_with_different_local_prefs_conflict() {
 }
 
 #[test]
+fn services_aggregated_into_one_prefix_send_it_once_with_all_their_communities() {
+    let mut c = bgp_cluster(&NODES);
+    c.bgp_advertisements.clear();
+    c.pools.insert("second".into(), {
+        let mut pool = c.pools[POOL].clone();
+        pool.addresses = vec![metallb_plan::Addresses::Cidr(
+            "10.0.1.0/24".parse().unwrap(),
+        )];
+        pool
+    });
+    let (first, second) = (Community::new(64512, 1), Community::new(64512, 2));
+    for (name, pool, community) in [("first", POOL, first), ("second", "second", second)] {
+        let mut advertisement = ad(BgpAttributes {
+            local_pref: Some(100),
+            aggregation_length: 16,
+            communities: [community].into(),
+            ..BgpAttributes::default()
+        });
+        advertisement.pools.names = names(&[pool]);
+        c.bgp_advertisements.insert(name.into(), advertisement);
+    }
+    let ready = || vec![ready_on("node-a")];
+    for (name, address) in [
+        ("ns/one", "10.0.0.1"),
+        ("ns/two", "10.0.1.1"),
+        ("ns/three", "10.0.0.2"),
+    ] {
+        c.services.insert(key(name), service(&[address], ready()));
+    }
+    let routes = &plan_of(&c, "node-b").peers["router"].routes;
+    let expected = RouteAttributes {
+        local_pref: Some(100),
+        communities: [first, second].into(),
+        ..RouteAttributes::default()
+    };
+    assert_eq!(
+        routes.iter().collect::<Vec<_>>(),
+        [(&net("10.0.0.0/16"), &expected)]
+    );
+    let one = &bgp(&c, "node-b", "ns/one").peers["router"].routes;
+    assert_eq!(one[&net("10.0.0.0/16")].communities, [first].into());
+}
+
+#[test]
 fn a_legacy_bgp_address_pool_announces_its_inline_advertisements_or_each_ip_alone() {
     let mut c = bgp_cluster(&NODES);
     c.bgp_advertisements.clear();
