@@ -13,7 +13,7 @@ use metallb_api::bfdprofile::BFDProfile;
 use metallb_api::community::Community;
 use metallb_api::metallb::MetalLB;
 use metallb_api::status::{BGPSessionState, ServiceBGPStatus, ServiceL2Status};
-use metallb_testenv::ControlPlane;
+use metallb_testenv::{ControlPlane, wait_for};
 use metallb_webhooks::{
     CertSource, ClusterCache, Endpoint, GeneratedCerts, bgppeer_conversion, router, serve,
     validating_webhook_configuration,
@@ -136,17 +136,13 @@ fn pool(name: &str, addresses: &[&str]) -> Value {
 /// watched cache (DESIGN.md 5), so a conflict with an object applied just before shows once
 /// the watch has delivered that object: server-side dry runs, which change nothing, wait for it.
 fn refused(cp: &ControlPlane, object: &Value, webhook: &str, phrase: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while cp
-        .kubectl_with_input(
+    wait_for(Duration::from_secs(10), Duration::from_millis(100), || {
+        cp.kubectl_with_input(
             ["apply", "--dry-run=server", "-f", "-"],
             &object.to_string(),
         )
-        .is_ok()
-        && Instant::now() < deadline
-    {
-        std::thread::sleep(Duration::from_millis(100));
-    }
+        .err()
+    });
     let err = apply(cp, object).expect_err("the webhook must refuse it");
     let expected = format!("admission webhook \"{webhook}\" denied the request: ");
     assert!(

@@ -291,8 +291,10 @@ fn advertisements_that_disagree_on_local_pref_for_a_prefix_send_nothing_to_that_
     assert_eq!(sent(&c, "node-a", "backup"), [prefix]);
 }
 
-#[test]
-fn services_aggregated_into_one_prefix_with_different_local_prefs_conflict() {
+/// [`bgp_cluster`] with a second pool (10.0.1.0/24) beside 10.0.0.0/24, and instead of its
+/// advertisement one per pool with `attributes` (first pool, second pool), both aggregating
+/// to /16: services of either pool send the one prefix 10.0.0.0/16.
+fn two_pools_aggregated_to_16(attributes: [BgpAttributes; 2]) -> metallb_plan::Cluster {
     let mut c = bgp_cluster(&NODES);
     c.bgp_advertisements.clear();
     c.pools.insert("second".into(), {
@@ -303,15 +305,25 @@ fn services_aggregated_into_one_prefix_with_different_local_prefs_conflict() {
         }];
         pool
     });
-    for (name, pool, local_pref) in [("first", POOL, 100), ("second", "second", 200)] {
+    let [first, second] = attributes;
+    for (name, pool, attributes) in [("first", POOL, first), ("second", "second", second)] {
         let mut advertisement = ad(BgpAttributes {
-            local_pref: Some(local_pref),
             aggregation_length: 16,
-            ..BgpAttributes::default()
+            ..attributes
         });
         advertisement.pools.names = names(&[pool]);
         c.bgp_advertisements.insert(name.into(), advertisement);
     }
+    c
+}
+
+#[test]
+fn services_aggregated_into_one_prefix_with_different_local_prefs_conflict() {
+    let pref = |local_pref| BgpAttributes {
+        local_pref: Some(local_pref),
+        ..BgpAttributes::default()
+    };
+    let mut c = two_pools_aggregated_to_16([pref(100), pref(200)]);
     let ready = || vec![ready_on("node-a")];
     c.services
         .insert(key("ns/one"), service(&["10.0.0.1"], ready()));
@@ -331,26 +343,13 @@ fn services_aggregated_into_one_prefix_with_different_local_prefs_conflict() {
 
 #[test]
 fn services_aggregated_into_one_prefix_send_it_once_with_all_their_communities() {
-    let mut c = bgp_cluster(&NODES);
-    c.bgp_advertisements.clear();
-    c.pools.insert("second".into(), {
-        let mut pool = c.pools[POOL].clone();
-        pool.addresses = vec![metallb_plan::Addresses::Cidr(
-            "10.0.1.0/24".parse().unwrap(),
-        )];
-        pool
-    });
     let (first, second) = (Community::new(64512, 1), Community::new(64512, 2));
-    for (name, pool, community) in [("first", POOL, first), ("second", "second", second)] {
-        let mut advertisement = ad(BgpAttributes {
-            local_pref: Some(100),
-            aggregation_length: 16,
-            communities: [community].into(),
-            ..BgpAttributes::default()
-        });
-        advertisement.pools.names = names(&[pool]);
-        c.bgp_advertisements.insert(name.into(), advertisement);
-    }
+    let tagged = |community| BgpAttributes {
+        local_pref: Some(100),
+        communities: [community].into(),
+        ..BgpAttributes::default()
+    };
+    let mut c = two_pools_aggregated_to_16([tagged(first), tagged(second)]);
     let ready = || vec![ready_on("node-a")];
     for (name, address) in [
         ("ns/one", "10.0.0.1"),
